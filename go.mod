@@ -2,4 +2,10 @@ module github.com/mpagefs/mpage
 
 go 1.26.8
 
-require golang.org/x/sys v0.50.0 // indirect
+require github.com/spf13/cobra v1.10.2
+
+require (
+	github.com/inconshreveable/mousetrap v1.1.0 // indirect
+	github.com/spf13/pflag v1.0.9 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+)
