@@ -41,9 +41,10 @@ type Bio struct {
 	// Private is for the bio's owner (bi_private).
 	Private any
 
-	q       *Queue
-	maxVecs int
-	size    int
+	q        *Queue // the queue that allocated the bio, or nil
+	maxVecs  int
+	size     int
+	released bool // vector slots returned to q's budget; guarded by q.mu
 }
 
 // Size is the number of bytes in the bio (bi_size before submission).
@@ -72,12 +73,4 @@ func (b *Bio) AddPage(buf []byte, page any) bool {
 	b.Vecs = append(b.Vecs, Vec{Buf: buf, Page: page})
 	b.size += len(buf)
 	return true
-}
-
-func (b *Bio) buffers() [][]byte {
-	bufs := make([][]byte, len(b.Vecs))
-	for i, v := range b.Vecs {
-		bufs[i] = v.Buf
-	}
-	return bufs
 }

@@ -25,6 +25,9 @@ var (
 	ErrClosed = errors.New("block: device closed")
 	// ErrReadOnly is returned for a write to a device opened read-only.
 	ErrReadOnly = errors.New("block: device is read-only")
+	// ErrInvalid is returned for a malformed bio or argument: an empty or
+	// unaligned bio, a device size that is not a multiple of SectorSize.
+	ErrInvalid = errors.New("block: invalid argument")
 )
 
 // Device is sector-addressed storage: an image file, a raw block device or

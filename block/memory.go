@@ -60,7 +60,15 @@ func (m *Memory) WriteVecAt(bufs [][]byte, off int64) error {
 	return nil
 }
 
-func (m *Memory) Flush() error { return nil }
+// Flush does nothing but fail after Close: memory has no write cache.
+func (m *Memory) Flush() error {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return fmt.Errorf("block: flush: %w", ErrClosed)
+	}
+	return nil
+}
 
 func (m *Memory) Close() error {
 	m.mu.Lock()

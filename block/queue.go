@@ -3,6 +3,7 @@ package block
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,13 +16,28 @@ type Config struct {
 	// queue by itself (q->unplug_thresh, 4 in Linux).
 	UnplugThreshold int
 	// UnplugDelay is the plug timer (q->unplug_delay, 3 ms in Linux).
+	// Default: 1 ms.
 	UnplugDelay time.Duration
-	// InFlight bounds the device calls in progress at once.
+	// InFlight bounds the device calls in progress at once. Default: 4.
 	InFlight int
 	// BioVecBudget bounds the vector slots of bios allocated and not yet
 	// completed, a stand-in for the bio mempool: AllocBio fails past it.
 	// Zero means unlimited.
 	BioVecBudget int
+
+	// NrRequests is the size of the request pool per direction
+	// (q->nr_requests, BLKDEV_MAX_RQ = 128). It only sets the default
+	// congestion thresholds: submitters are never put to sleep.
+	NrRequests int
+	// CongestionOn is the number of queued plus in-flight requests of one
+	// direction at which that direction becomes congested
+	// (q->nr_congestion_on). Default: derived from NrRequests as
+	// blk_queue_congestion_threshold() does (113 of 128).
+	CongestionOn int
+	// CongestionOff is the number of requests below which a congested
+	// direction is no longer congested (q->nr_congestion_off). Default:
+	// derived from NrRequests (103 of 128). At most CongestionOn.
+	CongestionOff int
 }
 
 // Request describes one device call, for tracing.
@@ -29,8 +45,8 @@ type Request struct {
 	Op     Op
 	Sector int64
 	Bytes  int
-	Bios   int // bios merged into this call
-	Err    error
+	Bios   int   // bios merged into this call
+	Err    error // the device call's error, wrapped as EndIO sees it
 }
 
 // Stats are the counters of a queue. Every tool prints these.
@@ -42,34 +58,82 @@ type Stats struct {
 	BytesRead, BytesWritten int64
 	LargestRequest          int64 // bytes in the largest device call
 	Flushes                 int64
-	Errors                  int64
+	Errors                  int64 // failed device calls and rejected bios
 }
+
+// request is one device call in the making (struct request): a run of
+// contiguous sectors built from one or more bios, in sector order.
+type request struct {
+	op     Op
+	sector int64 // first sector
+	bytes  int
+	segs   int
+	bios   []*Bio
+	seq    uint64 // FIFO position: submission number of its first bio
+	dseq   uint64 // dispatch number, given when a worker takes it
+}
+
+func (rq *request) endSector() int64 { return rq.sector + int64(rq.bytes>>SectorShift) }
 
 // Queue is the request queue of one device (struct request_queue). Bios are
 // submitted to it; it merges adjacent bios into device requests while
 // plugged and dispatches them to the device.
+//
+// The elevator is Linux's noop elevator (drivers/block/noop-iosched.c):
+// requests dispatch first in, first out, and a bio merges into a queued
+// request it is sector-adjacent to. Dispatched requests are taken by up to
+// Config.InFlight worker goroutines, each request being one device call;
+// bios complete on those workers.
 type Queue struct {
+	// Never change after NewQueue.
 	dev    Device
 	limits Limits
 	cfg    Config
+	devEnd int64 // device size in sectors
 
 	// Test hooks, set before use and never changed after.
 	refuse    func(b *Bio, n int) bool
 	allocFail func(nrVecs int) bool
 	trace     func(Request)
 
-	mu      sync.Mutex // guards the fields below
-	stats   Stats
-	pending sync.WaitGroup
-	closed  bool
-	vecsOut int // vector slots allocated and not completed
+	// nrPending mirrors len(pending) so that Unplug can test for an empty
+	// queue without the lock (elv_queue_empty). Written under mu.
+	nrPending atomic.Int64
+	// congested mirrors the congestion state per Op (the BDI_write_congested
+	// and BDI_read_congested bits). Written under mu.
+	congested [2]atomic.Bool
+
+	mu        sync.Mutex // guards the fields below
+	stats     Stats
+	closed    bool
+	vecsOut   int        // vector slots allocated and not completed
+	pending   []*request // plugged requests, in FIFO order (the elevator queue)
+	lastMerge *request   // q->last_merge: the request merged into last
+	plugGen   uint64     // bumped at every unplug; a stale timer sees a different value
+	timer     *time.Timer
+	dispatch  []*request // unplugged, waiting for a worker (q->queue_head)
+	workers   int        // worker goroutines running
+	nrRq      [2]int     // queued plus in-flight requests per Op (rl->count)
+	seq       uint64     // bios submitted, numbering FIFO positions
+	dseqNext  uint64     // next dispatch number to give out
+	traceNext uint64     // dispatch number whose trace is due next
+	turn      *sync.Cond // on mu: traceNext changed
+	inflight  int        // bios submitted and not completed
+	idle      *sync.Cond // on mu: inflight dropped to zero
+	waiters   int        // goroutines in Wait; while any, Submit does not plug
 }
 
-// NewQueue makes the request queue of dev.
+// NewQueue makes the request queue of dev (blk_init_queue).
 func NewQueue(dev Device, cfg Config) *Queue {
 	lim := DefaultLimits
 	if l, ok := dev.(Limiter); ok {
 		lim = l.Limits()
+	}
+	if lim.MaxRequestBytes < SectorSize {
+		lim.MaxRequestBytes = DefaultLimits.MaxRequestBytes
+	}
+	if lim.MaxSegments < 1 {
+		lim.MaxSegments = DefaultLimits.MaxSegments
 	}
 	if cfg.MaxRequestBytes > 0 && cfg.MaxRequestBytes < lim.MaxRequestBytes {
 		lim.MaxRequestBytes = cfg.MaxRequestBytes
@@ -83,7 +147,31 @@ func NewQueue(dev Device, cfg Config) *Queue {
 	if cfg.InFlight <= 0 {
 		cfg.InFlight = 4
 	}
-	return &Queue{dev: dev, limits: lim, cfg: cfg}
+	if cfg.NrRequests <= 0 {
+		cfg.NrRequests = 128
+	}
+	// blk_queue_congestion_threshold().
+	if cfg.CongestionOn <= 0 {
+		n := cfg.NrRequests - cfg.NrRequests/8 + 1
+		if n > cfg.NrRequests {
+			n = cfg.NrRequests
+		}
+		cfg.CongestionOn = n
+	}
+	if cfg.CongestionOff <= 0 {
+		n := cfg.NrRequests - cfg.NrRequests/8 - cfg.NrRequests/16 - 1
+		if n < 1 {
+			n = 1
+		}
+		cfg.CongestionOff = n
+	}
+	if cfg.CongestionOff > cfg.CongestionOn {
+		cfg.CongestionOff = cfg.CongestionOn
+	}
+	q := &Queue{dev: dev, limits: lim, cfg: cfg, devEnd: dev.Size() >> SectorShift}
+	q.turn = sync.NewCond(&q.mu)
+	q.idle = sync.NewCond(&q.mu)
+	return q
 }
 
 // Device is the queue's device.
@@ -113,8 +201,10 @@ func (q *Queue) SetAddPageRefuse(f func(b *Bio, n int) bool) { q.refuse = f }
 // returns true. Call before any I/O.
 func (q *Queue) SetAllocFault(f func(nrVecs int) bool) { q.allocFail = f }
 
-// SetTrace installs a hook called for every device call, in dispatch order.
-// Call before any I/O.
+// SetTrace installs a hook called once for every device call, after the
+// call and before its bios complete, in dispatch order (the order in which
+// workers took the requests), with the number of bios merged into the call.
+// Calls are serialized. Call before any I/O.
 func (q *Queue) SetTrace(f func(Request)) { q.trace = f }
 
 // AllocBio allocates a bio for nrVecs segments starting at sector (bio_alloc).
@@ -136,9 +226,32 @@ func (q *Queue) AllocBio(op Op, sector int64, nrVecs int) *Bio {
 	return &Bio{Op: op, Sector: sector, q: q, maxVecs: nrVecs, Vecs: make([]Vec, 0, nrVecs)}
 }
 
-// Submit queues b for I/O (submit_bio). b.EndIO is called once with the
-// outcome.
+// Submit queues b for I/O (submit_bio, generic_make_request and
+// __make_request in drivers/block/ll_rw_blk.c). b.EndIO is called once with
+// the outcome, always on another goroutine.
+//
+// A bio sector-adjacent to a queued request of the same Op is merged into
+// it (back or front merge) when the request stays within the queue's
+// limits; otherwise it starts a new request at the tail of the queue. The
+// first request on an empty queue plugs it (blk_plug_device); the queue
+// unplugs by itself when UnplugThreshold requests are queued
+// (elevator.c:__elv_add_request) or when the UnplugDelay timer fires
+// (blk_unplug_timeout).
+//
+// A bio that is empty, not sector-aligned, beyond the end of the device
+// (handle_bad_sector) or submitted after Close completes with an error
+// without reaching the device.
 func (q *Queue) Submit(b *Bio) {
+	size := 0
+	aligned := true
+	for _, v := range b.Vecs {
+		size += len(v.Buf)
+		if len(v.Buf)%SectorSize != 0 {
+			aligned = false
+		}
+	}
+	b.size = size
+
 	q.mu.Lock()
 	if b.Op == Write {
 		q.stats.WriteBios++
@@ -147,66 +260,293 @@ func (q *Queue) Submit(b *Bio) {
 		q.stats.ReadBios++
 		q.stats.ReadPages += int64(len(b.Vecs))
 	}
-	closed := q.closed
-	q.pending.Add(1)
-	q.mu.Unlock()
+	q.inflight++
 	var err error
-	if closed {
-		err = ErrClosed
-	} else {
-		err = q.transfer(b.Op, b.Sector, b.buffers())
+	switch {
+	case q.closed:
+		err = fmt.Errorf("block: %s of %d bytes at sector %d: %w", b.Op, size, b.Sector, ErrClosed)
+	case b.Op != Read && b.Op != Write:
+		err = fmt.Errorf("block: bio with unknown op %d: %w", b.Op, ErrInvalid)
+	case size == 0 || !aligned:
+		err = fmt.Errorf("block: %s bio of %d bytes in %d segments at sector %d is empty or not sector-aligned: %w",
+			b.Op, size, len(b.Vecs), b.Sector, ErrInvalid)
+	case b.Sector < 0 || b.EndSector() > q.devEnd:
+		err = fmt.Errorf("block: %s of %d bytes at sector %d, device has %d sectors: %w",
+			b.Op, size, b.Sector, q.devEnd, ErrOutOfRange)
 	}
-	q.complete(b, err)
+	if err != nil {
+		q.stats.Errors++
+		q.mu.Unlock()
+		go q.endBios([]*Bio{b}, err)
+		return
+	}
+	q.seq++
+	if q.mergeLocked(b) {
+		q.stats.Merges++
+		q.mu.Unlock()
+		return
+	}
+	rq := &request{op: b.Op, sector: b.Sector, bytes: size, segs: len(b.Vecs), bios: []*Bio{b}, seq: q.seq}
+	if len(q.pending) == 0 {
+		q.plugLocked()
+	}
+	q.pending = append(q.pending, rq)
+	q.nrPending.Store(int64(len(q.pending)))
+	q.lastMerge = rq
+	q.nrRq[rq.op]++
+	q.updateCongestionLocked(rq.op)
+	if len(q.pending) >= q.cfg.UnplugThreshold || q.waiters > 0 {
+		q.dispatchLocked()
+	}
+	q.mu.Unlock()
 }
 
-func (q *Queue) transfer(op Op, sector int64, bufs [][]byte) error {
-	n := 0
-	for _, b := range bufs {
-		n += len(b)
+// fitsLocked reports whether rq can take on bytes more in segs more
+// segments (ll_back_merge_fn / ll_front_merge_fn).
+//
+// Preconditions: q.mu is held.
+func (q *Queue) fitsLocked(rq *request, bytes, segs int) bool {
+	return rq.bytes+bytes <= q.limits.MaxRequestBytes && rq.segs+segs <= q.limits.MaxSegments
+}
+
+// mergeLocked tries to merge b into a queued request and reports whether it
+// did. It mirrors __make_request's use of elv_merge: the last merged
+// request is tried first, then the queue from the tail, as
+// noop-iosched.c:elevator_noop_merge does. After a merge it tries to join
+// the grown request with its new neighbour (attempt_back_merge,
+// attempt_front_merge).
+//
+// Preconditions: q.mu is held.
+func (q *Queue) mergeLocked(b *Bio) bool {
+	try := func(rq *request) bool {
+		if rq.op != b.Op || !q.fitsLocked(rq, b.size, len(b.Vecs)) {
+			return false
+		}
+		switch {
+		case rq.endSector() == b.Sector: // back merge
+			rq.bios = append(rq.bios, b)
+			rq.bytes += b.size
+			rq.segs += len(b.Vecs)
+			q.lastMerge = q.attemptMergeLocked(rq, rq.endSector(), true)
+			return true
+		case b.EndSector() == rq.sector: // front merge
+			rq.bios = append([]*Bio{b}, rq.bios...)
+			rq.sector = b.Sector
+			rq.bytes += b.size
+			rq.segs += len(b.Vecs)
+			q.lastMerge = q.attemptMergeLocked(rq, rq.sector, false)
+			return true
+		}
+		return false
 	}
-	off := sector << SectorShift
+	if q.lastMerge != nil && try(q.lastMerge) {
+		return true
+	}
+	for i := len(q.pending) - 1; i >= 0; i-- {
+		if rq := q.pending[i]; rq != q.lastMerge && try(rq) {
+			return true
+		}
+	}
+	return false
+}
+
+// attemptMergeLocked joins rq with the queued request that now touches it at
+// sector (after rq when back, before rq when front), if any and if the
+// union fits the limits, and returns the surviving request. The union keeps
+// the earlier FIFO position of the two. It mirrors ll_rw_blk.c:
+// attempt_back_merge / attempt_front_merge / attempt_merge.
+//
+// Preconditions: q.mu is held.
+func (q *Queue) attemptMergeLocked(rq *request, sector int64, back bool) *request {
+	ri, oi := -1, -1
+	for i, o := range q.pending {
+		if o == rq {
+			ri = i
+			continue
+		}
+		if o.op != rq.op || !q.fitsLocked(rq, o.bytes, o.segs) {
+			continue
+		}
+		if (back && o.sector == sector) || (!back && o.endSector() == sector) {
+			oi = i
+		}
+	}
+	if ri < 0 || oi < 0 {
+		return rq
+	}
+	o := q.pending[oi]
+	first, second := rq, o // in sector order
+	if !back {
+		first, second = o, rq
+	}
+	first.bios = append(first.bios, second.bios...)
+	first.bytes += second.bytes
+	first.segs += second.segs
+	first.seq = min(first.seq, second.seq)
+	// The union takes the earlier slot; the later slot goes.
+	lo, hi := min(ri, oi), max(ri, oi)
+	q.pending[lo] = first
+	q.pending = append(q.pending[:hi], q.pending[hi+1:]...)
+	q.nrPending.Store(int64(len(q.pending)))
+	q.nrRq[rq.op]--
+	q.updateCongestionLocked(rq.op)
+	return first
+}
+
+// plugLocked plugs the queue and arms the unplug timer (blk_plug_device).
+//
+// Preconditions: q.mu is held; the queue is empty.
+func (q *Queue) plugLocked() {
+	gen := q.plugGen
+	q.timer = time.AfterFunc(q.cfg.UnplugDelay, func() { q.unplugTimeout(gen) })
+}
+
+// unplugTimeout is the plug timer's work (blk_unplug_timeout and
+// blk_unplug_work): it unplugs the queue if it is still the plug that
+// armed the timer.
+func (q *Queue) unplugTimeout(gen uint64) {
+	q.mu.Lock()
+	if q.plugGen == gen {
+		q.dispatchLocked()
+	}
+	q.mu.Unlock()
+}
+
+// dispatchLocked removes the plug and moves every queued request to the
+// dispatch list, starting workers for them (blk_remove_plug, then
+// q->request_fn). Requests keep their FIFO order.
+//
+// Preconditions: q.mu is held.
+func (q *Queue) dispatchLocked() {
+	if len(q.pending) == 0 {
+		return
+	}
+	q.plugGen++
+	if q.timer != nil {
+		q.timer.Stop()
+		q.timer = nil
+	}
+	q.dispatch = append(q.dispatch, q.pending...)
+	clear(q.pending)
+	q.pending = q.pending[:0]
+	q.nrPending.Store(0)
+	q.lastMerge = nil
+	for n := min(q.cfg.InFlight-q.workers, len(q.dispatch)); n > 0; n-- {
+		q.workers++
+		go q.worker()
+	}
+}
+
+// worker runs dispatched requests one at a time until none is left.
+func (q *Queue) worker() {
+	q.mu.Lock()
+	for len(q.dispatch) > 0 {
+		rq := q.dispatch[0]
+		q.dispatch[0] = nil
+		q.dispatch = q.dispatch[1:]
+		rq.dseq = q.dseqNext
+		q.dseqNext++
+		q.mu.Unlock()
+		q.run(rq)
+		q.mu.Lock()
+	}
+	q.workers--
+	q.mu.Unlock()
+}
+
+// run makes rq's one device call with the buffers of all its bios, then
+// completes the bios (the driver's request_fn and end_that_request_*).
+func (q *Queue) run(rq *request) {
+	bufs := make([][]byte, 0, rq.segs)
+	for _, b := range rq.bios {
+		for _, v := range b.Vecs {
+			bufs = append(bufs, v.Buf)
+		}
+	}
+	off := rq.sector << SectorShift
 	var err error
-	if op == Write {
+	if rq.op == Write {
 		err = q.dev.WriteVecAt(bufs, off)
 	} else {
 		err = q.dev.ReadVecAt(bufs, off)
 	}
+	if err != nil {
+		err = fmt.Errorf("block: %s of %d bytes at sector %d (%d bios): %w", rq.op, rq.bytes, rq.sector, len(rq.bios), err)
+	}
+
 	q.mu.Lock()
-	if op == Write {
+	n := int64(rq.bytes)
+	if rq.op == Write {
 		q.stats.WriteCalls++
 		if err == nil {
-			q.stats.BytesWritten += int64(n)
+			q.stats.BytesWritten += n
 		}
 	} else {
 		q.stats.ReadCalls++
 		if err == nil {
-			q.stats.BytesRead += int64(n)
+			q.stats.BytesRead += n
 		}
 	}
-	if int64(n) > q.stats.LargestRequest {
-		q.stats.LargestRequest = int64(n)
-	}
+	q.stats.LargestRequest = max(q.stats.LargestRequest, n)
 	if err != nil {
 		q.stats.Errors++
-		err = fmt.Errorf("block: %s of %d bytes at sector %d: %w", op, n, sector, err)
 	}
-	q.mu.Unlock()
-	if q.trace != nil {
-		q.trace(Request{Op: op, Sector: sector, Bytes: n, Bios: 1, Err: err})
+	q.nrRq[rq.op]--
+	q.updateCongestionLocked(rq.op)
+	if q.trace == nil {
+		q.traceNext = max(q.traceNext, rq.dseq+1)
+		q.mu.Unlock()
+	} else {
+		// Trace in dispatch order: wait for the earlier requests' turn.
+		for q.traceNext < rq.dseq {
+			q.turn.Wait()
+		}
+		q.mu.Unlock()
+		q.trace(Request{Op: rq.op, Sector: rq.sector, Bytes: rq.bytes, Bios: len(rq.bios), Err: err})
+		q.mu.Lock()
+		q.traceNext = max(q.traceNext, rq.dseq+1)
+		q.turn.Broadcast()
+		q.mu.Unlock()
 	}
-	return err
+	q.endBios(rq.bios, err)
 }
 
-func (q *Queue) complete(b *Bio, err error) {
+// endBios returns the bios' vector slots to the budget and calls their EndIO
+// with err (bio_endio), then marks them done.
+func (q *Queue) endBios(bios []*Bio, err error) {
 	q.mu.Lock()
-	if q.cfg.BioVecBudget > 0 || q.vecsOut > 0 {
-		q.vecsOut -= b.maxVecs
+	for _, b := range bios {
+		if b.q == q && !b.released {
+			b.released = true
+			q.vecsOut -= b.maxVecs
+		}
 	}
 	q.mu.Unlock()
-	if b.EndIO != nil {
-		b.EndIO(b, err)
+	for _, b := range bios {
+		if b.EndIO != nil {
+			b.EndIO(b, err)
+		}
 	}
-	q.pending.Done()
+	q.mu.Lock()
+	q.inflight -= len(bios)
+	if q.inflight == 0 {
+		q.idle.Broadcast()
+	}
+	q.mu.Unlock()
+}
+
+// updateCongestionLocked sets or clears op's congestion after its request
+// count changed (blk_set_queue_congested in get_request,
+// blk_clear_queue_congested in freed_request).
+//
+// Preconditions: q.mu is held.
+func (q *Queue) updateCongestionLocked(op Op) {
+	n := q.nrRq[op]
+	if n >= q.cfg.CongestionOn {
+		q.congested[op].Store(true)
+	} else if n < q.cfg.CongestionOff {
+		q.congested[op].Store(false)
+	}
 }
 
 // SubmitWait submits b, unplugs the queue and waits for b to complete,
@@ -225,30 +565,59 @@ func (q *Queue) SubmitWait(b *Bio) error {
 	return <-done
 }
 
-// Unplug dispatches every queued request now (blk_run_queue / unplug).
-func (q *Queue) Unplug() {}
+// Unplug dispatches every queued request now (generic_unplug_device). An
+// empty queue is recognised from an atomic counter without taking the
+// queue lock, the cheap elv_queue_empty() test that the patch "use cheaper
+// elv_queue_empty when unplug a device" put into the unplug path in place
+// of elv_next_request(); callers such as page-lock waiters unplug often.
+func (q *Queue) Unplug() {
+	if q.nrPending.Load() == 0 {
+		return
+	}
+	q.mu.Lock()
+	q.dispatchLocked()
+	q.mu.Unlock()
+}
 
-// WriteCongested reports whether the queue has so many writes queued that a
-// non-blocking writer should back off (bdi_write_congested).
-func (q *Queue) WriteCongested() bool { return false }
+// WriteCongested reports whether the queue has so many writes queued or in
+// flight that a non-blocking writer should back off (bdi_write_congested).
+// It takes no lock.
+func (q *Queue) WriteCongested() bool { return q.congested[Write].Load() }
 
-// ReadCongested is the read counterpart of WriteCongested.
-func (q *Queue) ReadCongested() bool { return false }
+// ReadCongested is the read counterpart of WriteCongested
+// (bdi_read_congested).
+func (q *Queue) ReadCongested() bool { return q.congested[Read].Load() }
 
-// Wait blocks until every submitted bio has completed.
+// Wait unplugs the queue and blocks until every submitted bio has
+// completed, including bios submitted by other goroutines while it waits.
 func (q *Queue) Wait() {
-	q.Unplug()
-	q.pending.Wait()
+	q.mu.Lock()
+	q.waiters++
+	q.dispatchLocked()
+	for q.inflight > 0 {
+		q.idle.Wait()
+	}
+	q.waiters--
+	q.mu.Unlock()
 }
 
 // Flush dispatches and waits for all submitted bios, then flushes the
-// device's write cache.
+// device's write cache (blkdev_issue_flush).
 func (q *Queue) Flush() error {
 	q.Wait()
 	q.mu.Lock()
-	q.stats.Flushes++
+	closed := q.closed
+	if !closed {
+		q.stats.Flushes++
+	}
 	q.mu.Unlock()
-	return q.dev.Flush()
+	if closed {
+		return fmt.Errorf("block: flush: %w", ErrClosed)
+	}
+	if err := q.dev.Flush(); err != nil {
+		return fmt.Errorf("block: flush: %w", err)
+	}
+	return nil
 }
 
 // Stats returns a snapshot of the counters.
@@ -258,11 +627,16 @@ func (q *Queue) Stats() Stats {
 	return q.stats
 }
 
-// Close waits for outstanding I/O and closes the device.
+// Close refuses new bios (they complete with ErrClosed), waits for the
+// outstanding ones and closes the device. A second Close returns ErrClosed.
 func (q *Queue) Close() error {
-	q.Wait()
 	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return fmt.Errorf("block: close: %w", ErrClosed)
+	}
 	q.closed = true
 	q.mu.Unlock()
+	q.Wait()
 	return q.dev.Close()
 }
