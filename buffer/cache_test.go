@@ -208,6 +208,9 @@ func TestSyncMergesAdjacent(t *testing.T) {
 	var got []call
 	for _, r := range f.tr.take(block.Write) {
 		got = append(got, call{r.Sector, r.Bytes})
+		if r.Bios != 1 {
+			t.Errorf("write at sector %d: got %d bios, want the cache to build 1", r.Sector, r.Bios)
+		}
 	}
 	want := []call{{5 * bs / 512, 3 * bs}, {10 * bs / 512, bs}, {12 * bs / 512, bs}}
 	if !slices.Equal(got, want) {
