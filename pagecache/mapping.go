@@ -2,7 +2,7 @@ package pagecache
 
 import (
 	"errors"
-	"sort"
+	"fmt"
 	"sync"
 	"sync/atomic"
 )
@@ -14,7 +14,30 @@ var (
 	// ErrNoSpace is recorded by writeback that ran out of disk space
 	// (AS_ENOSPC).
 	ErrNoSpace = errors.New("pagecache: no space left on device")
+	// ErrIO is a failed read or write of a page (EIO, AS_EIO).
+	ErrIO = errors.New("pagecache: I/O error")
+	// ErrInvalid is a bad argument: a negative offset, an index past
+	// MaxIndex, a page that is already in a mapping (EINVAL).
+	ErrInvalid = errors.New("pagecache: invalid argument")
+	// ErrTooLarge is a write past the largest offset a mapping holds
+	// (EFBIG).
+	ErrTooLarge = errors.New("pagecache: file too large")
 )
+
+// PageError says which page of which operation failed; it wraps the cause
+// (errors.Is(err, ErrIO) holds for a failed read).
+type PageError struct {
+	Op    string // "read" or "write"
+	Index int64  // page index in the file
+	Err   error
+}
+
+func (e *PageError) Error() string {
+	return fmt.Sprintf("pagecache: %s of page %d: %v", e.Op, e.Index, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *PageError) Unwrap() error { return e.Err }
 
 // Tag selects the pages of a mapping with a given state, as the radix-tree
 // tags of an address_space do.
@@ -31,16 +54,30 @@ const (
 // Operations are the filesystem's address_space_operations for a mapping.
 type Operations interface {
 	// ReadPage reads one locked page that is not uptodate and unlocks it
-	// when the read is over, which may be after ReadPage returns.
+	// when the read is over, which may be after ReadPage returns. As
+	// Linux's readpage, it unlocks the page even when it fails (leaving it
+	// not uptodate, maybe with PG_error).
 	ReadPage(p *Page) error
 	// ReadPages reads pages that are not yet in the cache, in file order;
-	// it adds those it can to m and unlocks each when its read is over.
+	// it adds those it can to m (AddPage, which locks them) and unlocks
+	// each when its read is over. Pages it does not add are dropped: the
+	// caller releases their memory charge after ReadPages returns.
 	ReadPages(m *Mapping, pages []*Page) error
 	// WritePage writes one locked page whose dirty bit was cleared for
 	// I/O; it sets writeback and unlocks the page.
 	WritePage(p *Page, wbc *WritebackControl) error
 	// WritePages writes the dirty pages of m under wbc.
 	WritePages(m *Mapping, wbc *WritebackControl) error
+}
+
+// WriteBeginner is an optional ability of Operations: Mapping.Write calls
+// WriteBegin with the page locked and uptodate (or zeroed past end of
+// file) before it copies bytes [from, to) of the page in and dirties it
+// (address_space_operations.write_begin / prepare_write), so that the
+// filesystem can allocate or reserve the blocks under it. An error (such as
+// one wrapping ErrNoSpace) stops the write before this page.
+type WriteBeginner interface {
+	WriteBegin(p *Page, from, to int) error
 }
 
 // BackingDev is what a mapping knows of the device under it
@@ -51,17 +88,21 @@ type BackingDev interface {
 
 // Mapping is the page index of one file (struct address_space).
 type Mapping struct {
-	cache     *Cache
-	ops       Operations
-	blockBits uint // i_blkbits; never changes
+	cache     *Cache     // never changes
+	ops       Operations // never changes
+	blockBits uint       // i_blkbits; never changes
 
-	size    atomic.Int64 // i_size
-	backing atomic.Value // BackingDev
+	size       atomic.Int64 // i_size
+	backing    atomic.Value // *BackingDev
+	invalidate atomic.Pointer[func(p *Page, offset int)]
 
-	mu             sync.Mutex // guards pages, tags, writebackIndex
-	pages          map[int64]*Page
-	tags           [numTags]map[int64]struct{}
+	mu             sync.Mutex // guards the fields below and the Dirty/Writeback flags of its pages
+	tree           radixTree  // the pages by index, with their tags
+	nrDirty        int64      // pages with Dirty set
+	nrWriteback    int64      // pages with Writeback set
 	writebackIndex int64
+	flagEIO        bool // AS_EIO
+	flagENOSPC     bool // AS_ENOSPC
 
 	errs errseq
 }
@@ -69,11 +110,7 @@ type Mapping struct {
 // NewMapping makes an empty mapping for a file with 1<<blockBits byte
 // blocks whose data moves through ops.
 func (c *Cache) NewMapping(ops Operations, blockBits uint) *Mapping {
-	m := &Mapping{cache: c, ops: ops, blockBits: blockBits, pages: make(map[int64]*Page)}
-	for i := range m.tags {
-		m.tags[i] = make(map[int64]struct{})
-	}
-	return m
+	return &Mapping{cache: c, ops: ops, blockBits: blockBits}
 }
 
 // Cache is the cache the mapping's pages are accounted to.
@@ -94,6 +131,16 @@ func (m *Mapping) Size() int64 { return m.size.Load() }
 // SetSize sets the file size (i_size_write).
 func (m *Mapping) SetSize(n int64) { m.size.Store(n) }
 
+// extendSize raises the size to n if it is smaller.
+func (m *Mapping) extendSize(n int64) {
+	for {
+		old := m.size.Load()
+		if n <= old || m.size.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}
+
 // SetBacking sets the device the mapping writes to.
 func (m *Mapping) SetBacking(b BackingDev) { m.backing.Store(&b) }
 
@@ -104,6 +151,18 @@ func (m *Mapping) WriteCongested() bool {
 		return (*b).WriteCongested()
 	}
 	return false
+}
+
+// SetInvalidatePage registers the hook that truncation calls for a page
+// with Private data (address_space_operations.invalidatepage, which
+// buffer-backed filesystems set to block_invalidatepage). offset is where
+// the truncation starts in the page: 0 when the whole page goes.
+func (m *Mapping) SetInvalidatePage(f func(p *Page, offset int)) {
+	if f == nil {
+		m.invalidate.Store(nil)
+		return
+	}
+	m.invalidate.Store(&f)
 }
 
 // WritebackIndex is where the next cyclic writeback starts
@@ -121,182 +180,359 @@ func (m *Mapping) SetWritebackIndex(i int64) {
 	m.mu.Unlock()
 }
 
-// NewPage allocates a page for index, accounted to the mapping's cache. It
-// may evict clean pages to stay within the cache's limit. The page is not
-// yet in the mapping; AddPage puts it there.
+// NewPage allocates a page for index, accounted to the mapping's cache
+// (page_cache_alloc). When the cache is at its limit it evicts clean pages
+// and, if none can go, kicks writeback and waits for memory; see
+// Cache.allocWait. The page is not yet in the mapping; AddPage puts it
+// there, and Page.Release gives back the charge of one never added.
+//
+// Preconditions: the caller holds no Mapping.mu or Cache.mu (page locks
+// are fine).
 func (m *Mapping) NewPage(index int64) *Page {
-	m.cache.reserve()
-	return NewPage(index)
+	p := NewPage(index)
+	m.cache.charge(p, true)
+	return p
 }
 
-// Lookup returns the cached page at index, or nil (find_get_page).
-func (m *Mapping) Lookup(index int64) *Page {
-	m.mu.Lock()
-	p := m.pages[index]
-	m.mu.Unlock()
-	if p != nil {
-		m.cache.touch(p)
+// tryNewPage is NewPage that does not wait: it evicts what it can and
+// returns nil when the cache is still full (readahead's
+// __GFP_NORETRY allocation).
+func (m *Mapping) tryNewPage(index int64) *Page {
+	p := NewPage(index)
+	if !m.cache.charge(p, false) {
+		return nil
 	}
 	return p
 }
 
-// AddPage locks p and inserts it at p.Index (add_to_page_cache). It
-// returns ErrExist, leaving p unlocked and out of the mapping, when the
-// index is taken.
+// Lookup returns the cached page at index, or nil (find_get_page), and
+// marks it referenced (mark_page_accessed).
+func (m *Mapping) Lookup(index int64) *Page {
+	p := m.lookup(index)
+	if p != nil {
+		p.set(Referenced)
+	}
+	return p
+}
+
+// lookup is Lookup without marking the page referenced.
+func (m *Mapping) lookup(index int64) *Page {
+	m.mu.Lock()
+	p := m.tree.lookup(index)
+	m.mu.Unlock()
+	return p
+}
+
+// AddPage inserts p at p.Index and returns with p locked
+// (add_to_page_cache_lru). As in Linux 2.6.12 add_to_page_cache, AddPage
+// itself locks the page; a page the caller already locked (as later
+// Linux's callers do) is accepted and stays locked. On ErrExist the page is
+// not added, is unlocked if AddPage locked it, and its memory charge is
+// given back: the caller drops it. A page made by the package-level
+// NewPage is charged here, evicting if it can but without waiting (so it
+// may overshoot the limit by the pages added that way).
 func (m *Mapping) AddPage(p *Page) error {
-	if !p.TryLock() {
-		panic("pagecache: AddPage of a locked page")
+	if p.Index < 0 || p.Index > MaxIndex {
+		return fmt.Errorf("%w: page index %d", ErrInvalid, p.Index)
+	}
+	if p.Mapping() != nil {
+		return fmt.Errorf("%w: page %d is already in a mapping", ErrInvalid, p.Index)
+	}
+	locked := p.TryLock()
+	if p.chargedTo.Load() == nil && !m.cache.charge(p, false) {
+		m.cache.chargeForce(p)
 	}
 	m.mu.Lock()
-	if _, ok := m.pages[p.Index]; ok {
+	if !m.tree.insert(p.Index, p) {
 		m.mu.Unlock()
-		p.Unlock()
-		m.cache.unreserve()
+		if locked {
+			p.Unlock()
+		}
+		p.uncharge()
 		return ErrExist
 	}
-	m.pages[p.Index] = p
 	p.mapping.Store(m)
-	m.mu.Unlock()
+	if p.Has(Dirty) {
+		m.tree.setTag(p.Index, TagDirty)
+		m.accountDirtyLocked(1)
+	}
+	if p.Has(Writeback) {
+		m.tree.setTag(p.Index, TagWriteback)
+		m.accountWritebackLocked(1)
+	}
+	// A new page gets one pass of grace on the LRU; see Cache.shrink.
+	p.set(Referenced)
 	m.cache.addLRU(p)
+	m.mu.Unlock()
 	return nil
 }
 
 // FindOrCreate returns the page at index, locked, creating and adding an
-// empty one when none is cached (find_or_create_page).
+// empty one when none is cached (find_or_create_page). It returns nil only
+// for an index outside [0, MaxIndex].
 func (m *Mapping) FindOrCreate(index int64) *Page {
+	if index < 0 || index > MaxIndex {
+		return nil
+	}
 	for {
 		if p := m.Lookup(index); p != nil {
 			p.Lock()
 			if p.Mapping() == m {
 				return p
 			}
-			p.Unlock()
+			p.Unlock() // truncated or evicted meanwhile
 			continue
 		}
 		p := m.NewPage(index)
-		if err := m.AddPage(p); err == nil {
+		err := m.AddPage(p)
+		if err == nil {
 			return p
+		}
+		if !errors.Is(err, ErrExist) {
+			p.Release()
+			return nil
 		}
 	}
 }
 
-// LookupTag returns up to max pages at or after *index that carry tag, in
-// index order, and advances *index past the last one returned
-// (pagevec_lookup_tag / find_get_pages_tag).
+// LookupTag returns up to max pages at or after *index and at or before
+// end that carry tag, in index order, and advances *index past the last
+// one returned (pagevec_lookup_tag / find_get_pages_tag). It costs
+// O(log n + k) for k pages returned.
 func (m *Mapping) LookupTag(index *int64, end int64, tag Tag, max int) []*Page {
+	if tag >= numTags {
+		return nil
+	}
+	return m.gang(index, end, tag, max)
+}
+
+// LookupRange returns up to max cached pages with index in [*index, end],
+// in index order, and advances *index past the last one returned
+// (find_get_pages_range).
+func (m *Mapping) LookupRange(index *int64, end int64, max int) []*Page {
+	return m.gang(index, end, numTags, max)
+}
+
+func (m *Mapping) gang(index *int64, end int64, tag Tag, max int) []*Page {
+	if max <= 0 || *index > end {
+		return nil
+	}
+	var out []*Page
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	var idx []int64
-	for i := range m.tags[tag] {
-		if i >= *index && i <= end {
-			idx = append(idx, i)
-		}
-	}
-	sort.Slice(idx, func(a, b int) bool { return idx[a] < idx[b] })
-	if len(idx) > max {
-		idx = idx[:max]
-	}
-	out := make([]*Page, 0, len(idx))
-	for _, i := range idx {
-		out = append(out, m.pages[i])
-	}
-	if len(idx) > 0 {
-		*index = idx[len(idx)-1] + 1
+	m.tree.gather(*index, end, tag, max, &out)
+	m.mu.Unlock()
+	if len(out) > 0 {
+		*index = out[len(out)-1].Index + 1
 	}
 	return out
 }
 
-// Tagged reports whether any page carries tag.
-func (m *Mapping) Tagged(tag Tag) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.tags[tag]) > 0
+// TagToWrite tags TagToWrite every page in [start, end] that is tagged
+// dirty now, and returns how many (tag_pages_for_writeback). An integrity
+// sync then writes the TagToWrite pages only, so pages dirtied while it
+// runs cannot keep it going forever. The mapping lock is dropped between
+// batches, as Linux does, to let other users in.
+func (m *Mapping) TagToWrite(start, end int64) int {
+	const batch = 1024
+	n := 0
+	var pages []*Page
+	for start <= end {
+		pages = pages[:0]
+		m.mu.Lock()
+		m.tree.gather(start, end, TagDirty, batch, &pages)
+		for _, p := range pages {
+			m.tree.setTag(p.Index, TagToWrite)
+		}
+		m.mu.Unlock()
+		n += len(pages)
+		if len(pages) < batch {
+			break
+		}
+		start = pages[len(pages)-1].Index + 1
+	}
+	return n
 }
 
-// NrPages is the number of cached pages.
+// Tagged reports whether any page carries tag (mapping_tagged).
+func (m *Mapping) Tagged(tag Tag) bool {
+	if tag >= numTags {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.tree.tagged(tag)
+}
+
+// HasTag reports whether the page at index carries tag
+// (radix_tree_tag_get).
+func (m *Mapping) HasTag(index int64, tag Tag) bool {
+	if tag >= numTags {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.tree.getTag(index, tag)
+}
+
+// NrPages is the number of cached pages (mapping->nrpages).
 func (m *Mapping) NrPages() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return len(m.pages)
+	return m.tree.count
 }
 
-func (m *Mapping) tag(p *Page, t Tag, on bool) {
-	m.mu.Lock()
-	if m.pages[p.Index] == p {
-		if on {
-			m.tags[t][p.Index] = struct{}{}
-		} else {
-			delete(m.tags[t], p.Index)
-		}
+// accountDirtyLocked adds d to the dirty counts of the mapping and cache.
+//
+// Preconditions: m.mu is held.
+func (m *Mapping) accountDirtyLocked(d int64) {
+	was := m.nrDirty
+	m.nrDirty += d
+	m.cache.nrDirty.Add(d)
+	switch {
+	case was == 0 && m.nrDirty > 0:
+		m.cache.setMappingDirty(m, true)
+	case was > 0 && m.nrDirty == 0:
+		m.cache.setMappingDirty(m, false)
 	}
-	m.mu.Unlock()
+	if d < 0 {
+		m.cache.wake()
+	}
+}
+
+// accountWritebackLocked adds d to the writeback counts.
+//
+// Preconditions: m.mu is held.
+func (m *Mapping) accountWritebackLocked(d int64) {
+	m.nrWriteback += d
+	m.cache.nrWriteback.Add(d)
+	if d < 0 {
+		m.cache.wake()
+	}
 }
 
 // SetDirty marks the page dirty and tags it (set_page_dirty /
-// __set_page_dirty_nobuffers). It reports whether the page was clean.
+// __set_page_dirty_nobuffers). It reports whether the page was clean. The
+// flag, the tag and the dirty counts change together under the mapping
+// lock.
 func (p *Page) SetDirty() bool {
+	if p.Has(Dirty) {
+		return false
+	}
+	m := p.Mapping()
+	if m == nil {
+		return !p.testAndSet(Dirty)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if p.testAndSet(Dirty) {
 		return false
 	}
-	if m := p.Mapping(); m != nil {
-		m.tag(p, TagDirty, true)
-		m.cache.accountDirty(1)
+	if p.Mapping() == m {
+		m.tree.setTag(p.Index, TagDirty)
+		m.accountDirtyLocked(1)
 	}
 	return true
 }
 
 // ClearDirtyForIO clears the dirty bit of a locked page before it is
-// written (clear_page_dirty_for_io) and reports whether it was dirty.
+// written (clear_page_dirty_for_io) and reports whether it was dirty. It
+// clears the dirty and towrite tags with the bit (Linux leaves that to
+// set_page_writeback; the result for writepages is the same).
 func (p *Page) ClearDirtyForIO() bool {
+	m := p.Mapping()
+	if m == nil {
+		return p.clear(Dirty)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if !p.clear(Dirty) {
 		return false
 	}
-	if m := p.Mapping(); m != nil {
-		m.tag(p, TagDirty, false)
-		m.tag(p, TagToWrite, false)
-		m.cache.accountDirty(-1)
+	if p.Mapping() == m {
+		m.tree.clearTag(p.Index, TagDirty)
+		m.tree.clearTag(p.Index, TagToWrite)
+		m.accountDirtyLocked(-1)
 	}
 	return true
 }
 
+// cancelDirty drops the dirty state of a page whose data will not be
+// written, as truncation does (cancel_dirty_page).
+func (p *Page) cancelDirty() { p.ClearDirtyForIO() }
+
 // SetWriteback marks a locked page as under writeback (set_page_writeback).
+// Setting it on a page already under writeback does nothing.
 func (p *Page) SetWriteback() {
-	if p.testAndSet(Writeback) {
-		panic("pagecache: SetWriteback of a page already under writeback")
+	m := p.Mapping()
+	if m == nil {
+		p.set(Writeback)
+		return
 	}
-	if m := p.Mapping(); m != nil {
-		m.tag(p, TagWriteback, true)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p.testAndSet(Writeback) {
+		return
+	}
+	if p.Mapping() == m {
+		m.tree.setTag(p.Index, TagWriteback)
+		m.accountWritebackLocked(1)
 	}
 }
 
 // EndWriteback ends writeback of the page and wakes waiters
-// (end_page_writeback).
+// (end_page_writeback): those in WaitWriteback, and allocations and dirty
+// throttling waiting for pages to come clean.
 func (p *Page) EndWriteback() {
-	if m := p.Mapping(); m != nil {
-		m.tag(p, TagWriteback, false)
+	m := p.Mapping()
+	if m == nil {
+		p.clear(Writeback)
+	} else {
+		m.mu.Lock()
+		if p.clear(Writeback) && p.Mapping() == m {
+			m.tree.clearTag(p.Index, TagWriteback)
+			m.accountWritebackLocked(-1)
+		}
+		m.mu.Unlock()
 	}
 	p.mu.Lock()
-	p.clear(Writeback)
 	p.cond.Broadcast()
 	p.mu.Unlock()
+	if m != nil {
+		m.cache.wake()
+	}
 }
 
-// Remove takes a page out of the mapping (remove_from_page_cache). The page
-// must be locked, clean and not under writeback.
+// Remove takes a page out of the mapping (remove_from_page_cache) and
+// gives back its memory charge. The page should be locked, clean and not
+// under writeback; if it is not, its dirty and writeback counts are
+// dropped with it.
 func (m *Mapping) Remove(p *Page) {
 	m.mu.Lock()
-	if m.pages[p.Index] != p {
-		m.mu.Unlock()
-		return
-	}
-	delete(m.pages, p.Index)
-	for t := range m.tags {
-		delete(m.tags[t], p.Index)
-	}
-	p.mapping.Store(nil)
+	ok := m.removeLocked(p)
 	m.mu.Unlock()
-	m.cache.removeLRU(p)
+	if ok {
+		p.uncharge()
+	}
 }
 
-// SetError records a writeback error against the mapping (mapping_set_error).
-func (m *Mapping) SetError(err error) { m.errs.set(err) }
+// removeLocked takes p out of the index and the LRU and reports whether it
+// was there. The caller uncharges it after dropping the lock.
+//
+// Preconditions: m.mu is held.
+func (m *Mapping) removeLocked(p *Page) bool {
+	if m.tree.lookup(p.Index) != p {
+		return false
+	}
+	m.tree.delete(p.Index)
+	if p.Has(Dirty) {
+		m.accountDirtyLocked(-1)
+	}
+	if p.Has(Writeback) {
+		m.accountWritebackLocked(-1)
+	}
+	// The mapping pointer goes before the LRU entry: a concurrent putback
+	// in Cache.shrink checks it under Cache.mu.
+	p.mapping.Store(nil)
+	m.cache.removeLRU(p)
+	return true
+}

@@ -1,9 +1,20 @@
 // Package pagecache is the page cache: pages, the per-file index of pages
-// (the address_space) with dirty and writeback tags, bounded memory with LRU
-// eviction, dirty throttling and readahead state.
+// (the address_space) with dirty, writeback and towrite tags, bounded
+// memory with LRU eviction, dirty throttling, writeback error sequences,
+// truncation, readahead, and the generic buffered read and write paths.
 //
 // It mirrors Linux's mm/filemap.c, mm/page-writeback.c, mm/readahead.c,
-// mm/truncate.c and the page flag helpers of include/linux/page-flags.h.
+// mm/truncate.c, mm/vmscan.c (simplified), lib/errseq.c, lib/radix-tree.c
+// and the page flag helpers of include/linux/page-flags.h.
+//
+// Lock order: page lock (Page.Lock, a sleeping lock) → Mapping.mu →
+// Cache.mu. Page.mu (the wait queue of one page) and errseq.mu are leaves:
+// nothing is taken under them. Code holding Cache.mu only ever TryLocks a
+// page, and the eviction scan drops Cache.mu before it locks pages or takes
+// a Mapping.mu. Allocation (Mapping.NewPage) and BalanceDirty are called
+// with no Mapping.mu or Cache.mu held; allocation may hold page locks,
+// BalanceDirty may not. ReadaheadState.mu comes before Mapping.mu (sizing
+// a window looks up pages) and is dropped before allocation and I/O.
 package pagecache
 
 import (
@@ -47,6 +58,11 @@ type Page struct {
 
 	mu   sync.Mutex // guards waits on Locked and Writeback; pairs with cond
 	cond sync.Cond
+
+	// chargedTo is the cache whose memory limit counts this page, from
+	// Mapping.NewPage (or AddPage) until the page leaves its mapping or is
+	// released; nil when uncounted.
+	chargedTo atomic.Pointer[Cache]
 
 	// lru links, guarded by Cache.mu.
 	lruPrev, lruNext *Page
@@ -139,12 +155,41 @@ func (p *Page) Lock() {
 func (p *Page) TryLock() bool { return !p.testAndSet(Locked) }
 
 // Unlock releases the page lock and wakes waiters (unlock_page). Any
-// goroutine may unlock a page, as I/O completion does.
+// goroutine may unlock a page, as I/O completion does. An allocation
+// waiting for memory is woken too: the page may now be evictable.
 func (p *Page) Unlock() {
+	p.unlockQuiet()
+	if m := p.Mapping(); m != nil {
+		m.cache.wake()
+	}
+}
+
+// unlockQuiet releases the page lock waking only the page's own waiters:
+// the eviction scan uses it so that its own TryLock/unlock of a page it
+// could not evict does not wake the allocation it is working for.
+func (p *Page) unlockQuiet() {
 	p.mu.Lock()
 	p.clear(Locked)
 	p.cond.Broadcast()
 	p.mu.Unlock()
+}
+
+// Release gives back the memory charge of a page made by Mapping.NewPage
+// that never made it into a mapping, or that the caller is done with
+// after it left one (page_cache_release of the last reference). It does
+// nothing for a page that is in a mapping: removal uncharges those.
+func (p *Page) Release() {
+	if p.Mapping() != nil {
+		return
+	}
+	p.uncharge()
+}
+
+// uncharge returns the page's charge to its cache, once.
+func (p *Page) uncharge() {
+	if c := p.chargedTo.Swap(nil); c != nil {
+		c.uncharge()
+	}
 }
 
 // WaitUnlocked sleeps until the page is not locked (wait_on_page_locked).
