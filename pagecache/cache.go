@@ -356,13 +356,9 @@ func (c *Cache) removeLRULocked(p *Page) {
 	c.lruLen--
 }
 
-// shrinkBatch is how many pages one scan round takes off the LRU
-// (SWAP_CLUSTER_MAX is 32; we take fewer, since we free one page at a
-// time).
-const shrinkBatch = 8
-
 // shrink evicts up to want clean pages, oldest first, and returns how many
-// it freed. It mirrors mm/vmscan.c:shrink_list() simplified to one CLOCK
+// it freed. It takes only as many candidates per round as it still needs
+// (Linux takes SWAP_CLUSTER_MAX = 32), so an allocation evicts one page. It mirrors mm/vmscan.c:shrink_list() simplified to one CLOCK
 // list: a page with Referenced set loses the bit and goes to the young end
 // (second chance); a locked, dirty or under-writeback page goes there too;
 // the others are taken off the list (isolate_lru_pages) and then, outside
@@ -384,7 +380,7 @@ func (c *Cache) shrink(want int) int {
 	for freed < want && budget > 0 {
 		batch = batch[:0]
 		c.mu.Lock()
-		for len(batch) < max(want, shrinkBatch) && budget > 0 && c.lruLen > 0 {
+		for len(batch) < want-freed && budget > 0 && c.lruLen > 0 {
 			budget--
 			p := c.lruHead.lruNext
 			if p.clear(Referenced) || p.Flags()&(Locked|Dirty|Writeback) != 0 {
