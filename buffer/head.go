@@ -6,6 +6,7 @@
 package buffer
 
 import (
+	"sync"
 	"sync/atomic"
 
 	"github.com/mpagefs/mpage/block"
@@ -53,6 +54,12 @@ type Head struct {
 	Queue   *block.Queue // the device (b_bdev)
 
 	next *Head // b_this_page: the next buffer of the same page
+
+	// uptodateMu serialises the I/O completions of the buffers of one page
+	// so that exactly one of them finishes the page; only the first
+	// buffer's is used (BH_Uptodate_Lock). It is taken after the buffer
+	// lock wait slot is released and never held across I/O.
+	uptodateMu sync.Mutex
 }
 
 // State returns a snapshot of the state bits.
