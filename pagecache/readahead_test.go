@@ -1,0 +1,160 @@
+package pagecache
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestRASizes(t *testing.T) {
+	tests := []struct {
+		name           string
+		req, max, want int
+		next           bool
+	}{
+		{"init 1 page", 1, 128, 4, false},
+		{"init 3 pages", 3, 128, 16, false},
+		{"init 8 pages", 8, 128, 16, false},
+		{"init 32 pages", 32, 128, 64, false},
+		{"init 33 pages", 33, 128, 128, false},
+		{"next small x4", 4, 128, 16, true},
+		{"next mid x2", 16, 128, 32, true},
+		{"next half x2", 64, 128, 128, true},
+		{"next capped", 128, 128, 128, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := initRASize
+			if tc.next {
+				f = nextRASize
+			}
+			if got := f(tc.req, tc.max); got != tc.want {
+				t.Errorf("got %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestReadaheadSequentialRamp reads a file page by page and checks that
+// the windows ReadPages gets grow as Linux's on-demand readahead grows
+// them: 4, then x4 while small, then x2, up to the maximum.
+func TestReadaheadSequentialRamp(t *testing.T) {
+	tests := []struct {
+		name    string
+		max     int
+		reqSize int // bytes per read
+		want    []int
+	}{
+		{"default max, page reads", 0, PageSize, []int{4, 16, 32, 64, 128, 128, 128}},
+		{"max 512, page reads", 512, PageSize, []int{4, 16, 64, 128, 256, 512, 512}},
+		{"default max, 16-page reads", 0, 16 * PageSize, []int{32, 64, 128, 128, 128}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			const pages = 2000
+			_, m, o := newTestMapping(t, Config{MaxReadahead: tc.max}, pattern(pages*PageSize, 1), false)
+			ra := NewReadaheadState(0)
+			buf := make([]byte, tc.reqSize)
+			for off := int64(0); off < pages*PageSize; off += int64(len(buf)) {
+				if _, err := m.Read(ra, buf, off); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := o.readBatches()
+			if len(got) < len(tc.want) || !slices.Equal(got[:len(tc.want)], tc.want) {
+				t.Errorf("ReadPages batches got %v, want prefix %v", got, tc.want)
+			}
+			total := 0
+			for _, n := range got {
+				total += n
+			}
+			if total != pages {
+				t.Errorf("pages read ahead got %d, want %d (each once)", total, pages)
+			}
+			if n := o.readPageCalls.Load(); n != 0 {
+				t.Errorf("single-page reads got %d, want 0", n)
+			}
+		})
+	}
+}
+
+func TestReadaheadMarker(t *testing.T) {
+	_, m, o := newTestMapping(t, Config{}, pattern(100*PageSize, 1), false)
+	ra := NewReadaheadState(0)
+	m.PageCacheSyncReadahead(ra, 0, 1)
+	w := ra.Window()
+	if w.Start != 0 || w.Size != 4 || w.AsyncSize != 3 {
+		t.Errorf("window got %+v, want start 0 size 4 async 3", w)
+	}
+	for i := int64(0); i < 4; i++ {
+		p := m.Lookup(i)
+		if p == nil {
+			t.Fatalf("page %d not read ahead", i)
+		}
+		if got, want := p.Has(Readahead), i == 1; got != want {
+			t.Errorf("page %d marker got %v, want %v", i, got, want)
+		}
+	}
+	m.PageCacheAsyncReadahead(ra, m.Lookup(1), 1, 1)
+	w = ra.Window()
+	if w.Start != 4 || w.Size != 16 || w.AsyncSize != 16 {
+		t.Errorf("window after marker got %+v, want start 4 size 16 async 16", w)
+	}
+	if !m.Lookup(4).Has(Readahead) || m.Lookup(1).Has(Readahead) {
+		t.Errorf("got marker on page 4=%v, on page 1=%v, want true and false", m.Lookup(4).Has(Readahead), m.Lookup(1).Has(Readahead))
+	}
+	if got, want := o.readBatches(), []int{4, 16}; !slices.Equal(got, want) {
+		t.Errorf("batches got %v, want %v", got, want)
+	}
+}
+
+// TestReadaheadRandom reads single pages at scattered places: no window
+// opens, and only the pages asked for are read.
+func TestReadaheadRandom(t *testing.T) {
+	_, m, o := newTestMapping(t, Config{}, pattern(1000*PageSize, 1), false)
+	ra := NewReadaheadState(0)
+	buf := make([]byte, 100)
+	at := []int64{500, 100, 300, 7, 250, 900, 42}
+	for _, i := range at {
+		if _, err := m.Read(ra, buf, i*PageSize+10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w := ra.Window(); w.Size != 0 {
+		t.Errorf("window got %+v, want size 0", w)
+	}
+	if got := m.NrPages(); got != len(at) {
+		t.Errorf("NrPages got %d, want %d", got, len(at))
+	}
+	for _, n := range o.readBatches() {
+		if n != 1 {
+			t.Errorf("batches got %v, want all 1", o.readBatches())
+			break
+		}
+	}
+}
+
+func TestReadaheadOff(t *testing.T) {
+	_, m, o := newTestMapping(t, Config{}, pattern(20*PageSize, 1), false)
+	ra := NewReadaheadState(-1)
+	buf := make([]byte, 20*PageSize)
+	if n, err := m.Read(ra, buf, 0); err != nil || n != len(buf) {
+		t.Fatalf("Read got %d, %v, want %d, nil", n, err, len(buf))
+	}
+	if got := len(o.readBatches()); got != 0 {
+		t.Errorf("ReadPages calls got %d, want 0", got)
+	}
+	if got := o.readPageCalls.Load(); got != 20 {
+		t.Errorf("ReadPage calls got %d, want 20", got)
+	}
+}
+
+func TestReadaheadStopsAtEOF(t *testing.T) {
+	_, m, o := newTestMapping(t, Config{}, pattern(2*PageSize+1, 1), false)
+	buf := make([]byte, 10)
+	if _, err := m.Read(nil, buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := o.readBatches(), []int{3}; !slices.Equal(got, want) {
+		t.Errorf("batches got %v, want %v", got, want)
+	}
+}
