@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -54,22 +55,46 @@ func readCorpusIndex(t *testing.T) []corpusRow {
 	return rows
 }
 
-func readGz(t *testing.T, path string, limit int64) []byte {
+// lazyImage decompresses a gzip image only as far as the test reads.
+type lazyImage struct {
+	t  *testing.T
+	zr io.Reader
+	b  []byte
+}
+
+func openGz(t *testing.T, path string) *lazyImage {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
 	zr, err := gzip.NewReader(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := io.ReadAll(io.LimitReader(zr, limit))
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Fatal(err)
+	return &lazyImage{t: t, zr: io.LimitReader(zr, corpusLimit)}
+}
+
+// bytes returns image bytes [off, off+n), or nil if the image (or the
+// part of it the test reads) ends first.
+func (im *lazyImage) bytes(off, n uint64) []byte {
+	end := off + n
+	if end > corpusLimit {
+		return nil
 	}
-	return b
+	if need := int64(end) - int64(len(im.b)); need > 0 {
+		buf := make([]byte, need)
+		got, err := io.ReadFull(im.zr, buf)
+		im.b = append(im.b, buf[:got]...)
+		if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+			im.t.Fatal(err)
+		}
+	}
+	if end > uint64(len(im.b)) {
+		return nil
+	}
+	return im.b[off:end]
 }
 
 // TestCorpus decodes the primary superblock of every e2fsprogs test image
@@ -84,66 +109,76 @@ func TestCorpus(t *testing.T) {
 		t.Skip("skipping corpus decode in -short mode")
 	}
 	rows := readCorpusIndex(t)
-	var validated, dirsParsed int
-	for _, row := range rows {
-		t.Run(strings.TrimSuffix(row.file, ".img.gz"), func(t *testing.T) {
-			b := readGz(t, filepath.Join(corpusDir, row.file), corpusLimit)
-			if len(b) < SuperblockOffset+SuperblockSize {
-				t.Skipf("image of %d bytes has no primary superblock", len(b))
-			}
-			raw := b[SuperblockOffset : SuperblockOffset+SuperblockSize]
-			sb, err := DecodeSuperblock(raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out := make([]byte, SuperblockSize)
-			sb.Encode(out)
-			if string(out) != string(raw) {
-				t.Fatalf("superblock round trip differs at %v", diffIdx(out, raw))
-			}
-			clean := row.fsckRC == 0 && row.class != "unreadable-sb"
-			if row.dumpRC == 0 && row.class != "unreadable-sb" && sb.Magic == Magic {
-				got := strings.Join(sb.FeatureNames(), " ")
-				if got == "" {
-					got = "(none)"
-				}
-				if got != row.features {
-					t.Errorf("features: got %q, want %q (dumpe2fs)", got, row.features)
-				}
-				checks := []struct {
-					name string
-					got  uint64
-					want string
-				}{
-					{"block size", uint64(sb.BlockSize()), row.blockSize},
-					{"blocks", sb.BlocksCount(), row.blocks},
-					{"inodes", uint64(sb.InodesCount), row.inodes},
-					{"revision", uint64(sb.RevLevel), row.rev},
-				}
-				for _, c := range checks {
-					if c.want != "" && strconv.FormatUint(c.got, 10) != c.want {
-						t.Errorf("%s: got %d, want %s (dumpe2fs)", c.name, c.got, c.want)
-					}
-				}
-			}
-			if err := sb.Validate(); err != nil {
-				if !errors.Is(err, ErrCorrupt) {
-					t.Fatalf("Validate: %v does not wrap ErrCorrupt", err)
-				}
-				if clean {
-					t.Errorf("clean image fails Validate: %v", err)
-				}
-				t.Logf("Validate: %v", err)
-				return
-			}
-			validated++
-			checkCorpusImage(t, b, sb, clean, &dirsParsed)
-		})
-	}
-	t.Logf("%d images, %d superblocks valid, %d root directories parsed", len(rows), validated, dirsParsed)
+	var validated, dirsParsed atomic.Int64
+	// The images run in parallel inside one group, so the summary below
+	// is logged after all of them finish.
+	t.Run("images", func(t *testing.T) {
+		for _, row := range rows {
+			t.Run(strings.TrimSuffix(row.file, ".img.gz"), func(t *testing.T) {
+				t.Parallel()
+				checkCorpusRow(t, row, &validated, &dirsParsed)
+			})
+		}
+	})
+	t.Logf("%d images, %d superblocks valid, %d root directories parsed", len(rows), validated.Load(), dirsParsed.Load())
 }
 
-func checkCorpusImage(t *testing.T, b []byte, sb *Superblock, clean bool, dirsParsed *int) {
+// checkCorpusRow checks one image of the corpus.
+func checkCorpusRow(t *testing.T, row corpusRow, validated, dirsParsed *atomic.Int64) {
+	img := openGz(t, filepath.Join(corpusDir, row.file))
+	raw := img.bytes(SuperblockOffset, SuperblockSize)
+	if raw == nil {
+		t.Skipf("image too small to hold a primary superblock")
+	}
+	sb, err := DecodeSuperblock(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]byte, SuperblockSize)
+	sb.Encode(out)
+	if string(out) != string(raw) {
+		t.Fatalf("superblock round trip differs at %v", diffIdx(out, raw))
+	}
+	clean := row.fsckRC == 0 && row.class != "unreadable-sb"
+	if row.dumpRC == 0 && row.class != "unreadable-sb" && sb.Magic == Magic {
+		got := strings.Join(sb.FeatureNames(), " ")
+		if got == "" {
+			got = "(none)"
+		}
+		if got != row.features {
+			t.Errorf("features: got %q, want %q (dumpe2fs)", got, row.features)
+		}
+		checks := []struct {
+			name string
+			got  uint64
+			want string
+		}{
+			{"block size", uint64(sb.BlockSize()), row.blockSize},
+			{"blocks", sb.BlocksCount(), row.blocks},
+			{"inodes", uint64(sb.InodesCount), row.inodes},
+			{"revision", uint64(sb.RevLevel), row.rev},
+		}
+		for _, c := range checks {
+			if c.want != "" && strconv.FormatUint(c.got, 10) != c.want {
+				t.Errorf("%s: got %d, want %s (dumpe2fs)", c.name, c.got, c.want)
+			}
+		}
+	}
+	if err := sb.Validate(); err != nil {
+		if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("Validate: %v does not wrap ErrCorrupt", err)
+		}
+		if clean {
+			t.Errorf("clean image fails Validate: %v", err)
+		}
+		t.Logf("Validate: %v", err)
+		return
+	}
+	validated.Add(1)
+	checkCorpusImage(t, img, sb, clean, dirsParsed)
+}
+
+func checkCorpusImage(t *testing.T, img *lazyImage, sb *Superblock, clean bool, dirsParsed *atomic.Int64) {
 	t.Helper()
 	bs := sb.BlockSize()
 	groups, _ := sb.GroupCount()
@@ -151,11 +186,10 @@ func checkCorpusImage(t *testing.T, b []byte, sb *Superblock, clean bool, dirsPa
 	gdt := (int(sb.FirstDataBlock) + 1) * bs
 	var gd0 *GroupDesc
 	for g := 0; g < int(groups); g++ {
-		off := gdt + g*ds
-		if off+ds > len(b) {
+		raw := img.bytes(uint64(gdt+g*ds), GroupDescSize)
+		if raw == nil {
 			return
 		}
-		raw := b[off : off+GroupDescSize]
 		gd, err := DecodeGroupDesc(raw)
 		if err != nil {
 			t.Fatal(err)
@@ -173,11 +207,10 @@ func checkCorpusImage(t *testing.T, b []byte, sb *Superblock, clean bool, dirsPa
 		return
 	}
 	is := sb.InodeSize()
-	off := uint64(gd0.InodeTable)*uint64(bs) + uint64(RootIno-1)*uint64(is)
-	if off+uint64(is) > uint64(len(b)) {
+	raw := img.bytes(uint64(gd0.InodeTable)*uint64(bs)+uint64(RootIno-1)*uint64(is), uint64(is))
+	if raw == nil {
 		return
 	}
-	raw := b[off : off+uint64(is)]
 	root, err := DecodeInode(raw)
 	if err != nil {
 		t.Fatal(err)
@@ -190,11 +223,10 @@ func checkCorpusImage(t *testing.T, b []byte, sb *Superblock, clean bool, dirsPa
 	if !root.IsDir() || root.Flags&(FlExtents|FlInlineData) != 0 || root.Block[0] == 0 {
 		return
 	}
-	boff := uint64(root.Block[0]) * uint64(bs)
-	if boff+uint64(bs) > uint64(len(b)) {
+	blk := img.bytes(uint64(root.Block[0])*uint64(bs), uint64(bs))
+	if blk == nil {
 		return
 	}
-	blk := b[boff : boff+uint64(bs)]
 	ents, err := ParseDirBlock(blk, sb.HasIncompat(IncompatFiletype), sb.InodesCount)
 	if err != nil {
 		if !errors.Is(err, ErrCorrupt) {
@@ -206,7 +238,7 @@ func checkCorpusImage(t *testing.T, b []byte, sb *Superblock, clean bool, dirsPa
 		t.Logf("root directory block %d: %v", root.Block[0], err)
 		return
 	}
-	*dirsParsed++
+	dirsParsed.Add(1)
 	if clean && (len(ents) < 2 || ents[0].Name != "." || ents[1].Name != "..") {
 		t.Errorf("clean image: root directory starts %v, want . and ..", ents[:min(2, len(ents))])
 	}
