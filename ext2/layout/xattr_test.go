@@ -178,3 +178,22 @@ func TestXattrNames(t *testing.T) {
 		t.Errorf("XattrPrefix(200): got %q, want empty", p)
 	}
 }
+
+func TestXattrHeaderRoundTrip(t *testing.T) {
+	b := make([]byte, XattrHeaderSize)
+	for i := range b {
+		b[i] = byte(i + 1)
+	}
+	h, err := DecodeXattrHeader(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Magic != 0x04030201 || h.Reserved[2] != 0x201f1e1d {
+		t.Errorf("decoded %+v", h)
+	}
+	out := make([]byte, XattrHeaderSize)
+	h.Encode(out)
+	if !slices.Equal(out, b) {
+		t.Errorf("round trip differs at %v", diffIdx(out, b))
+	}
+}
