@@ -1,0 +1,74 @@
+package ext2
+
+import (
+	"github.com/mpagefs/mpage/buffer"
+	"github.com/mpagefs/mpage/mpage"
+	"github.com/mpagefs/mpage/pagecache"
+	"github.com/mpagefs/mpage/writeback"
+)
+
+// aops are ext2's address_space_operations for regular files (ext2_aops
+// in fs/ext2/inode.c): reads and writeback go through fs/mpage.c with
+// ext2_get_block as the block mapper, the per-page fallback through the
+// buffer layer.
+type aops struct {
+	ino *Inode
+}
+
+var (
+	_ pagecache.Operations    = (*aops)(nil)
+	_ pagecache.WriteBeginner = (*aops)(nil)
+)
+
+// newMapping gives a regular file inode its page cache mapping, with
+// ext2_aops, the device as backing, the buffer layer's invalidatepage for
+// truncation, and registers it with the flusher.
+func (fs *FS) newMapping(ino *Inode) {
+	m := fs.pc.NewMapping(&aops{ino: ino}, fs.blockBits)
+	m.SetBacking(fs.q)
+	m.SetInvalidatePage(buffer.InvalidatePage)
+	ino.m = m
+	if fs.flusher != nil {
+		fs.flusher.Register(m)
+	}
+}
+
+// ReadPage mirrors fs/ext2/inode.c:ext2_readpage() → mpage_readpage().
+func (a *aops) ReadPage(p *pagecache.Page) error {
+	return mpage.ReadPage(p, a.ino.getBlock)
+}
+
+// ReadPages mirrors fs/ext2/inode.c:ext2_readpages() → mpage_readpages().
+func (a *aops) ReadPages(m *pagecache.Mapping, pages []*pagecache.Page) error {
+	return mpage.ReadPages(m, pages, a.ino.getBlock)
+}
+
+// WritePage mirrors fs/ext2/inode.c:ext2_writepage() →
+// block_write_full_page().
+func (a *aops) WritePage(p *pagecache.Page, wbc *pagecache.WritebackControl) error {
+	return buffer.WriteFullPage(p, a.ino.getBlock, wbc)
+}
+
+// WritePages mirrors fs/ext2/inode.c:ext2_writepages() →
+// mpage_writepages(), with WritePage as the fallback for pages mpage
+// cannot put in a bio.
+func (a *aops) WritePages(m *pagecache.Mapping, wbc *pagecache.WritebackControl) error {
+	return mpage.WritePages(m, wbc, a.ino.getBlock, a.WritePage)
+}
+
+// WriteBegin mirrors fs/ext2/inode.c:ext2_write_begin() →
+// block_write_begin(): the blocks under [from, to) of the locked page are
+// allocated now, so a full filesystem fails the write rather than the
+// later writeback.
+func (a *aops) WriteBegin(p *pagecache.Page, from, to int) error {
+	return buffer.BlockWriteBegin(p, from, to, a.ino.getBlock)
+}
+
+// syncData writes the inode's dirty pages and waits for them
+// (filemap_write_and_wait).
+func (ino *Inode) syncData() error {
+	if ino.m == nil {
+		return nil
+	}
+	return writeback.SyncMapping(ino.m)
+}

@@ -1,0 +1,221 @@
+package ext2
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/mpagefs/mpage/ext2/layout"
+)
+
+// DirEntry is one name in a directory.
+type DirEntry struct {
+	Name string
+	Ino  uint32
+	// Type is the layout.Ft* file type from the entry (FtUnknown on a
+	// filesystem without the filetype feature).
+	Type uint8
+}
+
+// maxSymlinkHops bounds symlink resolution in Lookup (MAXSYMLINKS).
+const maxSymlinkHops = 40
+
+// dirBlocks calls fn with the entries of each block of directory dir, in
+// order, parsed and checked as fs/ext2/dir.c:ext2_check_page() does. A
+// hashed (dir_index) directory is read linearly, as Linux ext2 does. fn
+// returning false stops the walk.
+// Preconditions: dir.mu is held (shared is enough).
+func (fs *FS) dirBlocksLocked(dir *Inode, fn func(ents []layout.DirEntry) bool) error {
+	size := int64(dir.disk.Size())
+	nblocks := size >> fs.blockBits
+	for ib := int64(0); ib < nblocks; ib++ {
+		blk, _, err := dir.MapBlock(ib, false)
+		if err != nil {
+			return err
+		}
+		if blk == 0 {
+			return fs.corrupt(where{ino: dir.ino, group: int64(dir.group), block: -1, offset: -1}, nil,
+				"directory block %d is a hole", ib)
+		}
+		bh, err := fs.bc.Bread(blk)
+		if err != nil {
+			return fmt.Errorf("ext2: directory inode %d: reading block %d: %w", dir.ino, blk, err)
+		}
+		bh.Lock()
+		ents, err := layout.ParseDirBlock(bh.Data, fs.filetype, fs.inodesCount)
+		bh.Unlock()
+		fs.bc.Release(bh)
+		if err != nil {
+			off := int64(-1)
+			var ce *layout.CorruptError
+			if errors.As(err, &ce) {
+				off = blk*int64(fs.blockSize) + ce.Offset
+			}
+			return fs.corrupt(where{ino: dir.ino, group: int64(dir.group), block: blk, offset: off}, err,
+				"bad entry in directory block %d", ib)
+		}
+		if !fn(ents) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// ReadDir returns the entries of directory dir, "." and ".." included, in
+// on-disk order (ext2_readdir).
+func (fs *FS) ReadDir(dir *Inode) ([]DirEntry, error) {
+	if !dir.IsDir() {
+		return nil, ErrNotDir
+	}
+	dir.mu.RLock()
+	defer dir.mu.RUnlock()
+	var out []DirEntry
+	err := fs.dirBlocksLocked(dir, func(ents []layout.DirEntry) bool {
+		for _, e := range ents {
+			if e.Inode != 0 {
+				out = append(out, DirEntry{Name: e.Name, Ino: e.Inode, Type: e.FileType})
+			}
+		}
+		return true
+	})
+	return out, err
+}
+
+// LookupIn returns the inode number of name in directory dir
+// (ext2_inode_by_name with ext2_find_entry's linear scan), or an error
+// wrapping ErrNotExist.
+func (fs *FS) LookupIn(dir *Inode, name string) (uint32, error) {
+	if !dir.IsDir() {
+		return 0, ErrNotDir
+	}
+	if name == "" || len(name) > layout.NameLen {
+		return 0, fmt.Errorf("%w: %q", ErrNotExist, name)
+	}
+	dir.mu.RLock()
+	defer dir.mu.RUnlock()
+	var found uint32
+	err := fs.dirBlocksLocked(dir, func(ents []layout.DirEntry) bool {
+		for _, e := range ents {
+			if e.Inode != 0 && e.Name == name {
+				found = e.Inode
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return 0, err
+	}
+	if found == 0 {
+		return 0, fmt.Errorf("%w: %q in directory inode %d", ErrNotExist, name, dir.ino)
+	}
+	return found, nil
+}
+
+// ReadLink returns the target of a symbolic link: from i_block for a
+// fast symlink, from its block otherwise (ext2_get_link,
+// page_get_link).
+func (fs *FS) ReadLink(ino *Inode) (string, error) {
+	if !ino.IsSymlink() {
+		return "", fmt.Errorf("%w: inode %d is not a symlink", ErrInvalid, ino.ino)
+	}
+	ino.mu.RLock()
+	defer ino.mu.RUnlock()
+	size := int64(ino.disk.Size())
+	if fs.isFastSymlink(&ino.disk) {
+		if size > 4*layout.NBlocks {
+			return "", fs.corrupt(where{ino: ino.ino, group: int64(ino.group), block: -1, offset: -1}, nil,
+				"fast symlink of %d bytes, more than the 60 of i_block", size)
+		}
+		return string(ino.disk.BlockBytes()[:size]), nil
+	}
+	if size >= int64(fs.blockSize) {
+		return "", fs.corrupt(where{ino: ino.ino, group: int64(ino.group), block: -1, offset: -1}, nil,
+			"symlink of %d bytes does not fit its block", size)
+	}
+	blk, _, err := ino.MapBlock(0, false)
+	if err != nil {
+		return "", err
+	}
+	if blk == 0 {
+		return "", fs.corrupt(where{ino: ino.ino, group: int64(ino.group), block: -1, offset: -1}, nil, "slow symlink without a block")
+	}
+	bh, err := fs.bc.Bread(blk)
+	if err != nil {
+		return "", fmt.Errorf("ext2: symlink inode %d: reading block %d: %w", ino.ino, blk, err)
+	}
+	bh.Lock()
+	s := string(bh.Data[:size])
+	bh.Unlock()
+	fs.bc.Release(bh)
+	return s, nil
+}
+
+// Root returns the root directory with a reference.
+func (fs *FS) Root() (*Inode, error) { return fs.Iget(layout.RootIno) }
+
+// Lookup resolves a slash-separated path from the root and returns its
+// inode with a reference (path_lookupat). Symbolic links in the middle of
+// the path are followed; a final one is not (lstat semantics). "." and
+// ".." are looked up as the names they are on disk.
+func (fs *FS) Lookup(path string) (*Inode, error) {
+	cur, err := fs.Root()
+	if err != nil {
+		return nil, err
+	}
+	parts := splitPath(path)
+	hops := 0
+	for len(parts) > 0 {
+		name := parts[0]
+		parts = parts[1:]
+		if !cur.IsDir() {
+			fs.Iput(cur)
+			return nil, fmt.Errorf("%w: %q in %q", ErrNotDir, name, path)
+		}
+		n, err := fs.LookupIn(cur, name)
+		if err != nil {
+			fs.Iput(cur)
+			return nil, err
+		}
+		next, err := fs.Iget(n)
+		if err != nil {
+			fs.Iput(cur)
+			return nil, err
+		}
+		if next.IsSymlink() && len(parts) > 0 {
+			hops++
+			if hops > maxSymlinkHops {
+				fs.Iput(next)
+				fs.Iput(cur)
+				return nil, fmt.Errorf("ext2: too many symbolic links in %q", path)
+			}
+			target, err := fs.ReadLink(next)
+			fs.Iput(next)
+			if err != nil {
+				fs.Iput(cur)
+				return nil, err
+			}
+			if strings.HasPrefix(target, "/") {
+				fs.Iput(cur)
+				if cur, err = fs.Root(); err != nil {
+					return nil, err
+				}
+			}
+			parts = append(splitPath(target), parts...)
+			continue
+		}
+		fs.Iput(cur)
+		cur = next
+	}
+	return cur, nil
+}
+
+func splitPath(p string) []string {
+	var out []string
+	for _, s := range strings.Split(p, "/") {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

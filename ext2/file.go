@@ -1,0 +1,274 @@
+package ext2
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"github.com/mpagefs/mpage/ext2/layout"
+	"github.com/mpagefs/mpage/pagecache"
+	"github.com/mpagefs/mpage/writeback"
+)
+
+// File is an open regular file (struct file with ext2_file_operations):
+// reads and writes go through the inode's page cache mapping with the
+// handle's own readahead state, and Sync reports each writeback error
+// once per handle (errseq).
+type File struct {
+	fs       *FS
+	ino      *Inode
+	writable bool // never changes
+	ra       *pagecache.ReadaheadState
+	errSince pagecache.ErrSeq // the errseq sample; Sync advances it (one Sync at a time per handle)
+	closed   atomic.Bool
+}
+
+// Whence values of File.Seek beyond io.Seek*: SEEK_DATA and SEEK_HOLE.
+const (
+	SeekData = 3
+	SeekHole = 4
+)
+
+// OpenInode opens inode n as a file. writable handles may write,
+// truncate and sync. The handle holds a reference to the inode, so an
+// inode unlinked while open is deleted at the last close.
+func (fs *FS) OpenInode(n uint32, writable bool) (*File, error) {
+	if writable {
+		if err := fs.checkWritable(); err != nil {
+			return nil, err
+		}
+	}
+	ino, err := fs.Iget(n)
+	if err != nil {
+		return nil, err
+	}
+	f, err := fs.Open(ino, writable)
+	fs.Iput(ino)
+	return f, err
+}
+
+// Open opens an inode the caller holds a reference to (the handle takes
+// its own). Only regular files can be opened; directories give ErrIsDir.
+func (fs *FS) Open(ino *Inode, writable bool) (*File, error) {
+	if ino.IsDir() {
+		return nil, ErrIsDir
+	}
+	if ino.m == nil {
+		return nil, fmt.Errorf("%w: inode %d is not a regular file", ErrInvalid, ino.ino)
+	}
+	if writable {
+		if err := fs.checkWritable(); err != nil {
+			return nil, err
+		}
+	}
+	fs.icache.Lock()
+	ino.refs++
+	fs.icache.Unlock()
+	return &File{
+		fs:       fs,
+		ino:      ino,
+		writable: writable,
+		ra:       pagecache.NewReadaheadState(0),
+		errSince: ino.m.SampleErr(),
+	}, nil
+}
+
+// Inode is the file's inode.
+func (f *File) Inode() *Inode { return f.ino }
+
+// Size is the file size.
+func (f *File) Size() int64 { return f.ino.m.Size() }
+
+// Stat returns the file's attributes.
+func (f *File) Stat() Stat { return f.ino.Stat() }
+
+// ReadAt reads len(p) bytes at off through the page cache
+// (generic_file_read_iter), with io.ReaderAt's contract: fewer bytes come
+// with io.EOF at end of file.
+func (f *File) ReadAt(p []byte, off int64) (int, error) {
+	if f.closed.Load() {
+		return 0, ErrClosed
+	}
+	if off < 0 {
+		return 0, ErrInvalid
+	}
+	n, err := f.ino.m.Read(f.ra, p, off)
+	if err == nil && n < len(p) {
+		err = io.EOF
+	}
+	return n, err
+}
+
+// WriteAt writes p at off through the page cache
+// (ext2_file_write_iter → generic_perform_write): ext2's write_begin
+// allocates the blocks, so a full filesystem fails the write. mtime and
+// ctime are set. Writers of one file are serialised by the inode lock.
+func (f *File) WriteAt(p []byte, off int64) (int, error) {
+	if f.closed.Load() {
+		return 0, ErrClosed
+	}
+	if !f.writable {
+		return 0, fmt.Errorf("%w: file not opened for writing", ErrInvalid)
+	}
+	if err := f.fs.checkWritable(); err != nil {
+		return 0, err
+	}
+	if off < 0 {
+		return 0, ErrInvalid
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	ino := f.ino
+	max := f.fs.maxFileSize()
+	if off >= max {
+		return 0, fmt.Errorf("%w: write at %d, largest file size %d", ErrFileTooBig, off, max)
+	}
+	short := false
+	if int64(len(p)) > max-off {
+		p = p[:max-off]
+		short = true
+	}
+	ino.mu.Lock()
+	defer ino.mu.Unlock()
+	if ino.isAppendOnlyLocked() && off != ino.m.Size() {
+		return 0, fmt.Errorf("%w: append-only file written at %d, size %d", ErrInvalid, off, ino.m.Size())
+	}
+	n, err := ino.m.Write(p, off)
+	if n > 0 {
+		now := time.Now()
+		ino.UpdateLocked(func(d *layout.Inode) {
+			d.SetSize(uint64(ino.m.Size()))
+			setTimes(d, now, "mc")
+		})
+	}
+	if err != nil {
+		return n, err
+	}
+	if short {
+		return n, fmt.Errorf("%w: write stopped at the largest file size %d", ErrFileTooBig, max)
+	}
+	return n, nil
+}
+
+func (ino *Inode) isAppendOnlyLocked() bool { return ino.disk.Flags&layout.FlAppend != 0 }
+
+// Truncate changes the file size (ext2_setattr → ext2_setsize): shrinking
+// frees the blocks past the end and zeroes the rest of the last block,
+// growing leaves a hole.
+func (f *File) Truncate(size int64) error {
+	if f.closed.Load() {
+		return ErrClosed
+	}
+	if !f.writable {
+		return fmt.Errorf("%w: file not opened for writing", ErrInvalid)
+	}
+	f.ino.mu.Lock()
+	defer f.ino.mu.Unlock()
+	return f.ino.truncateLocked(size)
+}
+
+// Sync makes the file durable (ext2_fsync → generic_file_fsync): it
+// writes and waits for the dirty pages, writes the inode and the dirty
+// metadata, and flushes the device. A writeback error of the file is
+// reported once to every handle open when it happened (errseq), even if
+// the pages were written back by someone else.
+func (f *File) Sync() error {
+	if f.closed.Load() {
+		return ErrClosed
+	}
+	fs := f.fs
+	var errs []error
+	if err := writeback.SyncMapping(f.ino.m); err != nil {
+		errs = append(errs, err)
+	}
+	if err := f.ino.m.CheckAndAdvanceErr(&f.errSince); err != nil && len(errs) == 0 {
+		errs = append(errs, err)
+	}
+	if fs.writableAtMount() {
+		if err := f.ino.writeInode(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := fs.bc.Sync(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := fs.q.Flush(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close releases the handle (ext2_release_file): a writer's reservation
+// window is dropped, and the inode reference given back, which deletes an
+// unlinked inode at its last close.
+func (f *File) Close() error {
+	if f.closed.Swap(true) {
+		return ErrClosed
+	}
+	if f.writable {
+		f.ino.tree.Lock()
+		f.fs.rsv.drop(f.ino.rsv)
+		f.ino.tree.Unlock()
+	}
+	f.fs.Iput(f.ino)
+	return nil
+}
+
+// Seek returns the offset for SeekData or SeekHole from off, walking the
+// block map (ext2_llseek → generic_file_llseek_size with SEEK_DATA and
+// SEEK_HOLE on the block map): SeekData gives the start of the first
+// block with data at or after off, SeekHole the start of the first hole
+// at or after off, or the file size if there is none. Both fail with
+// ErrNoData (ENXIO) for an off at or past the end of the file, and
+// SeekData also when only holes follow. Holes are whole blocks: a block
+// that is allocated counts as data even if it holds zeroes.
+func (f *File) Seek(off int64, whence int) (int64, error) {
+	if f.closed.Load() {
+		return 0, ErrClosed
+	}
+	size := f.ino.m.Size()
+	switch whence {
+	case io.SeekStart:
+		return off, nil
+	case io.SeekEnd:
+		return size + off, nil
+	case SeekData, SeekHole:
+	default:
+		return 0, ErrInvalid
+	}
+	if off < 0 {
+		return 0, ErrInvalid
+	}
+	if off >= size {
+		return 0, ErrNoData
+	}
+	fs := f.fs
+	bits := fs.blockBits
+	last := (size - 1) >> bits
+	for ib := off >> bits; ib <= last; {
+		res, err := f.ino.getBlocks(ib, int(min(last-ib+1, 1<<20)), false)
+		if err != nil {
+			return 0, err
+		}
+		isData := res.count > 0
+		if isData == (whence == SeekData) {
+			pos := ib << bits
+			if pos < off {
+				pos = off
+			}
+			return pos, nil
+		}
+		if isData {
+			ib += int64(res.count)
+		} else {
+			ib += max(res.hole, 1)
+		}
+	}
+	if whence == SeekHole {
+		return size, nil
+	}
+	return 0, ErrNoData
+}
