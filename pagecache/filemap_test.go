@@ -263,3 +263,50 @@ func TestConcurrentReadWriteTruncate(t *testing.T) {
 		t.Errorf("PeakPages got %d, want <= %d", st.PeakPages, limitPages)
 	}
 }
+
+// BenchmarkReadSequential reads a cached-then-evicted 8 MiB file through a
+// 2 MiB cache in 64 KiB reads.
+func BenchmarkReadSequential(b *testing.B) {
+	data := pattern(8<<20, 1)
+	c := NewCache(Config{Limit: 2 << 20})
+	o := &memOps{data: data}
+	m := c.NewMapping(o, 10)
+	m.SetSize(int64(len(data)))
+	buf := make([]byte, 64<<10)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		ra := NewReadaheadState(0)
+		for off := int64(0); off < int64(len(data)); off += int64(len(buf)) {
+			if _, err := m.Read(ra, buf, off); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkLookupTag finds 64 dirty pages spread among 65536 clean ones.
+func BenchmarkLookupTag(b *testing.B) {
+	c := NewCache(Config{})
+	m := c.NewMapping(&memOps{}, 10)
+	for i := int64(0); i < 1<<16; i++ {
+		p := m.FindOrCreate(i)
+		if i%1024 == 0 {
+			p.SetDirty()
+		}
+		p.Unlock()
+	}
+	for b.Loop() {
+		idx := int64(0)
+		n := 0
+		for {
+			pages := m.LookupTag(&idx, MaxIndex, TagDirty, 16)
+			if len(pages) == 0 {
+				break
+			}
+			n += len(pages)
+		}
+		if n != 64 {
+			b.Fatalf("got %d dirty pages, want 64", n)
+		}
+	}
+}
