@@ -359,7 +359,11 @@ func (fs *FS) checkInode(n uint32, loc inodeLoc, d *layout.Inode) error {
 	}
 	size := d.Size()
 	if d.IsReg() && size > uint64(fs.maxFileSize()) {
-		return fs.inodeCorrupt(n, loc, 4, nil, "i_size %d is beyond the largest file size %d", size, fs.maxFileSize())
+		field := 4 // i_size, or i_size_high when that is what is too big
+		if d.SizeHigh != 0 {
+			field = 108
+		}
+		return fs.inodeCorrupt(n, loc, field, nil, "i_size %d is beyond the largest file size %d", size, fs.maxFileSize())
 	}
 	if d.IsDir() && size%uint64(fs.blockSize) != 0 {
 		return fs.inodeCorrupt(n, loc, 4, nil, "directory i_size %d is not a multiple of the block size %d", size, fs.blockSize)
