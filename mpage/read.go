@@ -98,6 +98,18 @@ func (d *mpageData) submit() {
 	d.q.Submit(b)
 }
 
+// finishPlug dispatches what this call queued. In 2.6.12 the queue stays
+// plugged until its timer fires or someone waits on a page (sync_page ->
+// blk_run_address_space); later Linux brackets readahead and writepages
+// with blk_start_plug()/blk_finish_plug(), so the batch goes to the device
+// as soon as it is built. We do the latter: the bios of one call have had
+// their chance to merge, and no reader or fsync waits for a timer.
+func (d *mpageData) finishPlug() {
+	if d.q != nil {
+		d.q.Unplug()
+	}
+}
+
 // mpageAlloc mirrors mpage_alloc(): a bio for nrVecs pages starting at
 // sector of q. The seed halves nr_vecs and retries only when the task is
 // PF_MEMALLOC (writing out memory under pressure); we have no such flag
@@ -326,9 +338,7 @@ func (d *mpageData) readConfused(p *pagecache.Page) {
 //
 // The error is the first one of the per-block fallback (a mapper error);
 // the pages it concerns are marked PG_error. The seed returns 0. The last
-// bio is submitted but the queue is not unplugged: readahead is
-// asynchronous, and a reader that waits for a page calls the queue's
-// Unplug (sync_page).
+// bio is submitted and the queue unplugged (finishPlug).
 func ReadPages(m *pagecache.Mapping, pages []*pagecache.Page, get buffer.GetBlock) error {
 	d := mpageData{get: get}
 	for i, p := range pages {
@@ -340,6 +350,7 @@ func ReadPages(m *pagecache.Mapping, pages []*pagecache.Page, get buffer.GetBloc
 	if d.bio != nil {
 		d.submit()
 	}
+	d.finishPlug()
 	return d.err
 }
 
@@ -353,5 +364,6 @@ func ReadPage(p *pagecache.Page, get buffer.GetBlock) error {
 	if d.bio != nil {
 		d.submit()
 	}
+	d.finishPlug()
 	return d.err
 }

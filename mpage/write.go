@@ -247,6 +247,7 @@ func WritePage(p *pagecache.Page, get buffer.GetBlock, wbc *pagecache.WritebackC
 	if d.bio != nil {
 		d.submit()
 	}
+	d.finishPlug()
 	return err
 }
 
@@ -431,5 +432,6 @@ retry:
 	if d.bio != nil {
 		d.submit()
 	}
+	d.finishPlug()
 	return ret
 }
