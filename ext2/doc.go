@@ -28,10 +28,23 @@
 //	      → Inode.tree                              (truncate_mutex, i_meta_lock)
 //	        → FS.rsv.mu                             (reservation windows)
 //	          → group.mu                            (sb_bgl_lock: bitmaps, descriptor counts)
-//	            → buffer lock (buffer.Head.Lock)
-//	FS.icache.mu and FS.sbMu are leaves: nothing else is taken while
-//	they are held.
+//	            → FS.sbMu                           (the in-memory superblock, error state)
+//	              → buffer lock (buffer.Head.Lock)
+//	FS.icache is a leaf: nothing else is taken while it is held. No
+//	corruption is reported (FS.corrupt takes FS.sbMu) with a buffer lock
+//	held.
 //
 // get_block (Inode.getBlock) is called with a page locked, by readers and
 // by writeback; it takes Inode.tree and never Inode.mu.
+//
+// # Differences from Linux ext2
+//
+// Reads do not update atime (as if mounted noatime). Blocks reserved for
+// root (s_r_blocks_count) are not held back: the caller is taken to be
+// root. The initial allocation goal of a file is coloured by its inode
+// number, where Linux uses the writer's pid. Reservation windows are kept
+// in a sorted slice rather than a red-black tree and do not grow in
+// place (try_to_extend_reservation). Unused inodes stay cached until
+// unmount. Finding corruption never panics: errors=panic acts as
+// errors=remount-ro.
 package ext2

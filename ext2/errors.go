@@ -37,6 +37,8 @@ var (
 	// ErrInvalid is returned for bad arguments (negative offsets, a
 	// whence SeekData cannot honour).
 	ErrInvalid = fmt.Errorf("ext2: invalid argument: %w", syscall.EINVAL)
+	// ErrPermission is returned for a change to an immutable file (EPERM).
+	ErrPermission = fmt.Errorf("ext2: operation not permitted: %w", syscall.EPERM)
 	// ErrNoData is returned by SeekData past the last data (ENXIO).
 	ErrNoData = fmt.Errorf("ext2: no data at or after offset: %w", syscall.ENXIO)
 )

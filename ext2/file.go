@@ -133,6 +133,9 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	}
 	ino.mu.Lock()
 	defer ino.mu.Unlock()
+	if ino.disk.Flags&layout.FlImmutable != 0 {
+		return 0, fmt.Errorf("%w: inode %d is immutable", ErrPermission, ino.ino)
+	}
 	if ino.isAppendOnlyLocked() && off != ino.m.Size() {
 		return 0, fmt.Errorf("%w: append-only file written at %d, size %d", ErrInvalid, off, ino.m.Size())
 	}

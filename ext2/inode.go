@@ -254,14 +254,22 @@ func (fs *FS) Iget(n uint32) (*Inode, error) {
 func (fs *FS) Iput(ino *Inode) {
 	fs.icache.Lock()
 	ino.refs--
-	if ino.refs > 0 || ino.evicted {
-		fs.icache.Unlock()
+	last := ino.refs == 0 && !ino.evicted
+	fs.icache.Unlock()
+	if !last || fs.closed.Load() {
 		return
 	}
+	// The link count is read without fs.icache held (icache is a leaf
+	// lock), then the reference count checked again: an Iget may have
+	// come in between.
 	ino.mu.RLock()
 	unlinked := ino.disk.LinksCount == 0
 	ino.mu.RUnlock()
-	if !unlinked || fs.closed.Load() {
+	if !unlinked {
+		return
+	}
+	fs.icache.Lock()
+	if ino.refs > 0 || ino.evicted {
 		fs.icache.Unlock()
 		return
 	}
