@@ -46,6 +46,13 @@ type Options struct {
 	// CacheLimit bounds the page cache of file data, in bytes (0: the
 	// pagecache default). Ignored when PageCache is set.
 	CacheLimit int64
+	// Readahead is the largest readahead window in pages (0: 1024 pages,
+	// 4 MiB, one full device request; pagecache caps it at a quarter of
+	// the cache). Linux defaults to 128 KiB and relies on request merging
+	// and a deep device queue; a larger window lets a cold sequential read
+	// move in requests of the queue's maximum size. Ignored when PageCache
+	// is set.
+	Readahead int
 	// MetadataCacheLimit bounds the clean metadata buffers, in bytes (0:
 	// the buffer cache default).
 	MetadataCacheLimit int64
@@ -177,7 +184,11 @@ func Mount(dev block.Device, opts Options) (_ *FS, err error) {
 	fs.bc = buffer.NewCache(fs.q, fs.blockSize, buffer.CacheConfig{Limit: opts.MetadataCacheLimit})
 	fs.pc = opts.PageCache
 	if fs.pc == nil {
-		fs.pc = pagecache.NewCache(pagecache.Config{Limit: opts.CacheLimit})
+		ra := opts.Readahead
+		if ra <= 0 {
+			ra = pagecache.MaxReadaheadLimit
+		}
+		fs.pc = pagecache.NewCache(pagecache.Config{Limit: opts.CacheLimit, MaxReadahead: ra})
 		fs.pc.SetReleasePage(buffer.TryToFreeBuffers)
 	}
 	if !opts.ReadOnly {
