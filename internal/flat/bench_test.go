@@ -1,0 +1,298 @@
+package flat
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/mpagefs/mpage/block"
+	"github.com/mpagefs/mpage/pagecache"
+)
+
+// Benchmark knobs, from the environment:
+//
+//	MPAGE_BENCH_SIZE  file size, bytes with an optional K, M or G suffix
+//	                  (default 1G)
+//	MPAGE_BENCH_CACHE page cache limit (default 256M)
+//	MPAGE_BENCH_RA    largest readahead window in pages (default: the
+//	                  cache's default)
+const benchChunk = 1 << 20
+
+func benchSize(b *testing.B, env string, def int64) int64 {
+	s := os.Getenv(env)
+	if s == "" {
+		return def
+	}
+	mult := int64(1)
+	switch strings.ToUpper(s[len(s)-1:]) {
+	case "K":
+		mult = 1 << 10
+	case "M":
+		mult = 1 << 20
+	case "G":
+		mult = 1 << 30
+	}
+	if mult > 1 {
+		s = s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: not a size", env, os.Getenv(env))
+	}
+	return n * mult
+}
+
+// benchEnv is the image file and the configuration of one benchmark run.
+type benchEnv struct {
+	path     string
+	size     int64
+	cacheCfg pagecache.Config
+	buf      []byte
+}
+
+func newBenchEnv(b *testing.B) *benchEnv {
+	b.Helper()
+	size := benchSize(b, "MPAGE_BENCH_SIZE", 1<<30) / benchChunk * benchChunk
+	if size == 0 {
+		b.Fatalf("MPAGE_BENCH_SIZE below %d", benchChunk)
+	}
+	ra := 0
+	if s := os.Getenv("MPAGE_BENCH_RA"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatalf("MPAGE_BENCH_RA=%q: %v", s, err)
+		}
+		ra = n
+	}
+	e := &benchEnv{
+		path:     filepath.Join(b.TempDir(), "image"),
+		size:     size,
+		cacheCfg: pagecache.Config{Limit: benchSize(b, "MPAGE_BENCH_CACHE", 256<<20), MaxReadahead: ra},
+		buf:      bytes.Repeat([]byte("mpage benchmark "), benchChunk/16),
+	}
+	// Write the whole image once, so that every timed pass overwrites
+	// allocated blocks of the host filesystem.
+	f, err := os.Create(e.path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	e.rawWrite(b, f)
+	return e
+}
+
+// rawWrite writes the image in 1 MiB pwrites and fdatasyncs it.
+func (e *benchEnv) rawWrite(b *testing.B, f *os.File) {
+	b.Helper()
+	for off := int64(0); off < e.size; off += benchChunk {
+		if _, err := f.WriteAt(e.buf, off); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// rawRead drops the kernel's cache of the image and reads it in 1 MiB
+// preads.
+func (e *benchEnv) rawRead(b *testing.B, f *os.File) {
+	b.Helper()
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, benchChunk)
+	for off := int64(0); off < e.size; off += benchChunk {
+		if _, err := f.ReadAt(buf, off); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// mount opens the image as a block.File and mounts one file covering it
+// with a fresh page cache; size is the file's initial size.
+func (e *benchEnv) mount(b *testing.B, size int64) (*FS, *block.File, *block.Queue) {
+	b.Helper()
+	dev, err := block.OpenFile(e.path, false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	q := block.NewQueue(dev, block.Config{})
+	fsys, err := New(q, Config{
+		BlockSize:   4096,
+		Files:       []FileSpec{{Name: "f", Extents: Linear(0, e.size/4096), Size: size}},
+		CacheConfig: e.cacheCfg,
+	})
+	if err != nil {
+		q.Close()
+		b.Fatal(err)
+	}
+	return fsys, dev, q
+}
+
+func unmount(b *testing.B, fsys *FS, q *block.Queue) {
+	b.Helper()
+	if err := fsys.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err := q.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// memPhase returns memory to the OS and resets the peak resident size
+// (VmHWM) so that the next phase's peak can be read with peakRSS.
+func memPhase() {
+	runtime.GC()
+	debug.FreeOSMemory()
+	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // best effort
+}
+
+// peakRSS returns VmHWM and VmRSS of this process in bytes.
+func peakRSS() (hwm, rss int64) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var n int64
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "VmHWM:"):
+			fmt.Sscanf(strings.TrimPrefix(line, "VmHWM:"), "%d", &n)
+			hwm = n << 10
+		case strings.HasPrefix(line, "VmRSS:"):
+			fmt.Sscanf(strings.TrimPrefix(line, "VmRSS:"), "%d", &n)
+			rss = n << 10
+		}
+	}
+	return hwm, rss
+}
+
+func mbps(n int64, d time.Duration) float64 { return float64(n) / d.Seconds() / 1e6 }
+
+// BenchmarkSequentialWrite writes the image in 1 MiB writes through the
+// page cache and syncs it, and in the same iteration writes it with raw
+// 1 MiB pwrites and fdatasync, reporting both throughputs, their ratio,
+// the device calls per MiB and bytes per call of the page-cache path, and
+// its peak resident memory against the cache limit.
+func BenchmarkSequentialWrite(b *testing.B) {
+	e := newBenchEnv(b)
+	raw, err := os.OpenFile(e.path, os.O_RDWR, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close()
+	var rawDur, flatDur time.Duration
+	var calls, bytesW, peak, base int64
+	b.ResetTimer()
+	for b.Loop() {
+		start := time.Now()
+		e.rawWrite(b, raw)
+		rawDur += time.Since(start)
+
+		memPhase()
+		_, base = peakRSS()
+		fsys, _, q := e.mount(b, 0)
+		f, err := fsys.Open("f")
+		if err != nil {
+			b.Fatal(err)
+		}
+		start = time.Now()
+		for off := int64(0); off < e.size; off += benchChunk {
+			if _, err := f.WriteAt(e.buf, off); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := f.Sync(); err != nil {
+			b.Fatal(err)
+		}
+		flatDur += time.Since(start)
+		hwm, _ := peakRSS()
+		peak = max(peak, hwm)
+		st := q.Stats()
+		calls += st.WriteCalls
+		bytesW += st.BytesWritten
+		f.Close()
+		unmount(b, fsys, q)
+	}
+	b.StopTimer()
+	report(b, e, rawDur, flatDur, calls, bytesW, peak, base, "write")
+}
+
+// BenchmarkSequentialRead reads the image cold in 1 MiB reads through a
+// fresh page cache, after dropping the kernel's cache of the image, and in
+// the same iteration reads it cold with raw 1 MiB preads; it reports as
+// BenchmarkSequentialWrite does.
+func BenchmarkSequentialRead(b *testing.B) {
+	e := newBenchEnv(b)
+	raw, err := os.Open(e.path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close()
+	var rawDur, flatDur time.Duration
+	var calls, bytesR, peak, base int64
+	buf := make([]byte, benchChunk)
+	b.ResetTimer()
+	for b.Loop() {
+		start := time.Now()
+		e.rawRead(b, raw)
+		rawDur += time.Since(start)
+
+		memPhase()
+		_, base = peakRSS()
+		fsys, dev, q := e.mount(b, e.size)
+		if err := dev.DropCache(); err != nil {
+			b.Fatal(err)
+		}
+		f, err := fsys.Open("f")
+		if err != nil {
+			b.Fatal(err)
+		}
+		start = time.Now()
+		for off := int64(0); off < e.size; off += benchChunk {
+			if n, err := f.ReadAt(buf, off); n != benchChunk {
+				b.Fatalf("ReadAt(%d): %d, %v", off, n, err)
+			}
+		}
+		flatDur += time.Since(start)
+		hwm, _ := peakRSS()
+		peak = max(peak, hwm)
+		st := q.Stats()
+		calls += st.ReadCalls
+		bytesR += st.BytesRead
+		f.Close()
+		unmount(b, fsys, q)
+	}
+	b.StopTimer()
+	if !bytes.Equal(buf, e.buf) {
+		b.Fatalf("the last chunk read back differs from what was written")
+	}
+	report(b, e, rawDur, flatDur, calls, bytesR, peak, base, "read")
+}
+
+func report(b *testing.B, e *benchEnv, rawDur, flatDur time.Duration, calls, nbytes, peak, base int64, op string) {
+	total := e.size * int64(b.N)
+	b.ReportMetric(mbps(total, flatDur), "flat-MB/s")
+	b.ReportMetric(mbps(total, rawDur), "raw-MB/s")
+	b.ReportMetric(rawDur.Seconds()/flatDur.Seconds(), "flat/raw")
+	b.ReportMetric(float64(calls)/float64(total>>20), "calls/MiB")
+	b.ReportMetric(float64(nbytes)/float64(max(calls, 1)), "B/call")
+	b.ReportMetric(float64(peak)/(1<<20), "peakRSS-MiB")
+	b.ReportMetric(float64(peak-e.cacheCfg.Limit)/(1<<20), "peakRSS-over-limit-MiB")
+	b.Logf("%s %d MiB x%d: flat %.0f MB/s, raw %.0f MB/s; %d device calls; peak RSS %d MiB (before: %d MiB), cache limit %d MiB",
+		op, e.size>>20, b.N, mbps(total, flatDur), mbps(total, rawDur), calls, peak>>20, base>>20, e.cacheCfg.Limit>>20)
+}
