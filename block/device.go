@@ -3,8 +3,28 @@
 //
 // It mirrors Linux's block layer as fs/mpage.c (2.6.12) sees it: struct bio
 // and bio_add_page() (fs/bio.c), submit_bio() and the request queue with its
-// plug/unplug and elevator merging (drivers/block/ll_rw_blk.c), and the
+// plug/unplug and elevator merging (drivers/block/ll_rw_blk.c,
+// drivers/block/elevator.c, drivers/block/noop-iosched.c), and the
 // backing_dev_info congestion test (bdi_write_congested).
+//
+// A bio submitted to a Queue is merged into a queued request it is
+// sector-adjacent to, or starts a new one; the first request plugs the
+// queue. The queue unplugs on Unplug, Wait, Flush or Close, when
+// Config.UnplugThreshold requests are queued, or when the plug timer fires.
+// Unplugged requests go, first in first out, to at most Config.InFlight
+// worker goroutines; each request is one vectored device call straight
+// into its bios' buffers, and its bios complete on the worker.
+//
+// Devices: File (disk images and raw block devices, preadv/pwritev),
+// Memory, and Faulty, a wrapper for tests that records calls, injects
+// errors and shows the device as a crash would leave it. Package
+// block/blocktest is the conformance suite every Device passes.
+//
+// Lock order: Queue.mu is a leaf: it is never held across a device call, a
+// trace hook, an EndIO or a test hook, and no other lock is taken under it
+// (Queue.nrPending and Queue.congested are read without it). Devices lock
+// below the queue: Faulty.wmu -> Faulty.mu, and Faulty.wmu -> the wrapped
+// device's lock (Memory.mu, File.mu), never Faulty.mu -> anything.
 package block
 
 import "errors"
