@@ -139,17 +139,22 @@ func TestFileReadOnly(t *testing.T) {
 
 func TestFileShrunkUnderneath(t *testing.T) {
 	f := newImage(t, 16384)
-	if err := os.Truncate(f.Path(), 8192); err != nil {
+	if err := os.Truncate(f.Path(), 6144); err != nil {
 		t.Fatal(err)
 	}
-	err := f.ReadVecAt([][]byte{make([]byte, 4096), make([]byte, 4096)}, 4096)
+	bufs := [][]byte{make([]byte, 4096), make([]byte, 4096)}
+	err := f.ReadVecAt(bufs, 0)
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("read past the shrunk end = %v, want io.ErrUnexpectedEOF", err)
 	}
-	for _, want := range []string{f.Path(), "offset 8192", "4096 bytes"} {
+	// The short read stopped inside the second buffer.
+	for _, want := range []string{f.Path(), "2048 bytes at offset 6144"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %q", err, want)
 		}
+	}
+	if len(bufs[0]) != 4096 || len(bufs[1]) != 4096 {
+		t.Errorf("ReadVecAt changed the caller's vector: lengths %d, %d, want 4096, 4096", len(bufs[0]), len(bufs[1]))
 	}
 }
 
