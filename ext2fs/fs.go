@@ -25,6 +25,10 @@ type Options struct {
 	// SuperblockAt mounts from a backup superblock at this block number
 	// (the sb= mount option); 0 uses the primary.
 	SuperblockAt int64
+	// Owner is the owner of the files, directories and links the
+	// os-style methods create; nil means the calling process's uid and
+	// gid.
+	Owner *Owner
 	// Mount holds the remaining ext2 mount options (request queue,
 	// writeback, metadata cache limit, warnings). The fields above
 	// override its fields of the same names.
@@ -49,6 +53,9 @@ func (o Options) mountOptions(name string) ext2.Options {
 	return m
 }
 
+// Owner is a user and group id.
+type Owner struct{ UID, GID uint32 }
+
 // FS is an open ext2 filesystem. It implements fs.FS, fs.StatFS,
 // fs.ReadDirFS, fs.ReadFileFS, fs.ReadLinkFS and fs.SubFS, and has
 // os-style methods that change it. See the package documentation for the
@@ -56,6 +63,7 @@ func (o Options) mountOptions(name string) ext2.Options {
 type FS struct {
 	fs     *ext2.FS // set by Open, never changed
 	name   string   // the image path or device name, for messages
+	own    *Owner   // Options.Owner; never changes
 	closed atomic.Bool
 }
 
@@ -98,7 +106,7 @@ func OpenDevice(dev block.Device, opts Options) (*FS, error) {
 	if err != nil {
 		return nil, mapErr(err)
 	}
-	return &FS{fs: e, name: mo.Name}, nil
+	return &FS{fs: e, name: mo.Name, own: opts.Owner}, nil
 }
 
 // Close writes back every change, marks the filesystem clean (unless
