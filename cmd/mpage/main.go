@@ -1,11 +1,19 @@
 // Command mpage makes, inspects and changes ext2 images through mpage's own
 // I/O stack: the page cache, buffer heads and the multi-page bios of
 // Linux's fs/mpage.c, over the image file.
+//
+// Paths inside an image are written IMAGE:PATH, as scp and e2cp write them
+// ("disk.img:/etc/hostname"); a bare IMAGE means its root where a path
+// inside an image is expected.
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -14,9 +22,57 @@ import (
 var version = "0.1.0-dev"
 
 func main() {
-	if err := newRoot().Execute(); err != nil {
-		fmt.Fprintf(os.Stderr, "mpage: %v\n", err)
-		os.Exit(1)
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes the command line args and returns the exit status: 0, 1 for
+// a failed command, 2 for a usage error.
+func run(args []string, stdout, stderr io.Writer) int {
+	a := &app{stdout: stdout, stderr: stderr, start: time.Now()}
+	root := newRoot(a)
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	cmd, err := root.ExecuteC()
+	a.printStats()
+	if err == nil {
+		return 0
+	}
+	name := "mpage"
+	if cmd != nil && cmd != root {
+		name = cmd.Name()
+	}
+	var ue *usageError
+	usage := errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") ||
+		strings.HasPrefix(err.Error(), "unknown flag") || strings.HasPrefix(err.Error(), "unknown shorthand flag")
+	if name == "mpage" {
+		fmt.Fprintf(stderr, "mpage: %s\n", errText(err))
+	} else {
+		fmt.Fprintf(stderr, "mpage: %s: %s\n", name, errText(err))
+	}
+	if usage {
+		return 2
+	}
+	return 1
+}
+
+// usageError is a command line the command cannot make sense of (exit 2).
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Errorf(format, args...)}
+}
+
+// args wraps a cobra argument check so that its failures are usage errors.
+func args(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error {
+		if err := check(cmd, a); err != nil {
+			return &usageError{err}
+		}
+		return nil
 	}
 }
 
@@ -27,30 +83,69 @@ type globals struct {
 	readOnly bool
 }
 
-func newRoot() *cobra.Command {
-	g := &globals{}
+// app is one run of the command: its flags, output streams and the I/O
+// counters of the images it opened.
+type app struct {
+	g      globals
+	stdout io.Writer
+	stderr io.Writer
+	start  time.Time
+	cache  int64 // parsed --cache
+	stats  runStats
+	// command is the name of the command that ran, for --stats.
+	command string
+}
+
+func newRoot(a *app) *cobra.Command {
+	g := &a.g
 	root := &cobra.Command{
-		Use:           "mpage",
-		Short:         "Make, inspect and change ext2 images through a Go rebuild of Linux's block I/O stack",
+		Use:   "mpage",
+		Short: "Make, inspect and change ext2 images through a Go rebuild of Linux's block I/O stack",
+		Long: `mpage makes, inspects and changes ext2 images through a Go rebuild of
+Linux's buffered block I/O stack (page cache, buffer heads and the
+multi-page bios of fs/mpage.c).
+
+Paths inside an image are written IMAGE:PATH, e.g. disk.img:/etc/hostname.
+Try "mpage demo" first.`,
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.cache, "cache", "256M", "page-cache memory limit (K, M, G suffixes)")
-	pf.StringVar(&g.stats, "stats", "", "print I/O counters at exit: text (the default when given without a value) or json (one object on stderr)")
+	pf.StringVar(&g.stats, "stats", "", "print I/O counters at exit on stderr: text (the default when given without a value) or json (one object)")
 	pf.Lookup("stats").NoOptDefVal = "text"
-	pf.BoolVar(&g.readOnly, "readonly", false, "open images read-only")
-	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+	pf.BoolVar(&g.readOnly, "readonly", false, "open images read-only; commands that change an image fail")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		a.command = cmd.Name()
 		switch g.stats {
 		case "", "text", "json":
 		default:
-			return fmt.Errorf("--stats takes text or json, not %q", g.stats)
+			return usagef("--stats takes text or json, not %q", g.stats)
 		}
-		if _, err := parseSize(g.cache); err != nil {
-			return fmt.Errorf("--cache: %w", err)
+		n, err := parseSize(g.cache)
+		if err != nil {
+			return usagef("--cache: %v", err)
 		}
+		a.cache = n
 		return nil
 	}
+	root.AddCommand(
+		newMkfsCmd(a),
+		newCpCmd(a),
+		newLsCmd(a),
+		newCatCmd(a),
+		newStatCmd(a),
+		newRmCmd(a),
+		newMkdirCmd(a),
+		newMvCmd(a),
+		newLnCmd(a),
+		newChmodCmd(a),
+		newChownCmd(a),
+		newTouchCmd(a),
+		newDfCmd(a),
+		newDemoCmd(a),
+	)
 	return root
 }
