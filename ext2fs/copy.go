@@ -142,23 +142,38 @@ func (c *outCopier) dirContents(dir *ext2.Inode, rel string) error {
 
 // entry copies inode ino to host name rel.
 func (c *outCopier) entry(ino *ext2.Inode, rel string) error {
+	err := c.entryNoSkip(ino, rel)
+	if err == errSkipped {
+		return nil
+	}
+	return err
+}
+
+func (c *outCopier) entryNoSkip(ino *ext2.Inode, rel string) (err error) {
 	st := ino.Stat()
 	r := c.root
 	if st.Mode&layout.ModeFmt != layout.ModeDir && st.Nlink > 1 {
 		if first, ok := c.links[st.Ino]; ok {
-			return r.Link(first, rel)
+			return c.exists(rel, r.Link(first, rel))
 		}
-		defer func() { c.links[st.Ino] = rel }()
+		defer func() {
+			if err == nil {
+				c.links[st.Ino] = rel
+			}
+		}()
 	}
 	switch st.Mode & layout.ModeFmt {
 	case layout.ModeDir:
 		if c.onPath[st.Ino] {
-			return c.warn(rel, errnoError(syscall.ELOOP, "directory reached twice"))
+			if err := c.warn(rel, errnoError(syscall.ELOOP, "directory reached twice")); err != nil {
+				return err
+			}
+			return errSkipped
 		}
 		c.onPath[st.Ino] = true
 		defer delete(c.onPath, st.Ino)
 		if err := r.Mkdir(rel, 0o700); err != nil {
-			return err
+			return c.exists(rel, err)
 		}
 		if err := c.dirContents(ino, rel); err != nil {
 			return err
@@ -173,7 +188,7 @@ func (c *outCopier) entry(ino *ext2.Inode, rel string) error {
 			return pathErr("copyout", rel, err)
 		}
 		if err := r.Symlink(target, rel); err != nil {
-			return err
+			return c.exists(rel, err)
 		}
 		if c.owners {
 			return r.Lchown(rel, int(st.UID), int(st.GID))
@@ -182,9 +197,6 @@ func (c *outCopier) entry(ino *ext2.Inode, rel string) error {
 	default:
 		if err := c.special(rel, st); err != nil {
 			return err
-		}
-		if _, err := r.Lstat(rel); err != nil {
-			return nil // skipped
 		}
 	}
 	return c.setAttrs(rel, st)
@@ -200,7 +212,7 @@ func (c *outCopier) file(ino *ext2.Inode, rel string, size int64) error {
 	defer src.Close()
 	dst, err := c.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return err
+		return c.exists(rel, err)
 	}
 	if c.buf == nil {
 		c.buf = make([]byte, copyBuf)
@@ -251,7 +263,10 @@ func (c *outCopier) file(ino *ext2.Inode, rel string, size int64) error {
 func (c *outCopier) special(rel string, st ext2.Stat) error {
 	typ := st.Mode & layout.ModeFmt
 	if (typ == layout.ModeChr || typ == layout.ModeBlk) && !c.isRoot {
-		return c.warn(rel, errnoError(syscall.EPERM, "device nodes need root"))
+		if err := c.warn(rel, errnoError(syscall.EPERM, "device nodes need root")); err != nil {
+			return err
+		}
+		return errSkipped
 	}
 	dir, err := c.root.Open(filepath.Dir(rel))
 	if err != nil {
@@ -262,9 +277,23 @@ func (c *outCopier) special(rel string, st ext2.Stat) error {
 	dev := mkdev(st.RdevMajor, st.RdevMinor)
 	err = syscall.Mknodat(int(dir.Fd()), filepath.Base(rel), mode, int(dev))
 	if err != nil {
-		return &fs.PathError{Op: "mknod", Path: rel, Err: err}
+		return c.exists(rel, &fs.PathError{Op: "mknod", Path: rel, Err: err})
 	}
 	return nil
+}
+
+// errSkipped tells entry that file or special skipped the entry.
+var errSkipped = errors.New("ext2fs: entry skipped")
+
+// exists turns the failure to create rel because the name is taken
+// (twice the same name in an image directory, or a name already in the
+// destination) into a warning, when there is a Warn.
+func (c *outCopier) exists(rel string, err error) error {
+	if !errors.Is(err, fs.ErrExist) || c.opts.Warn == nil {
+		return err
+	}
+	c.opts.Warn(rel, err)
+	return errSkipped
 }
 
 // setAttrs gives host file rel (not a symbolic link) the owner, mode and
