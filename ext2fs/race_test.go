@@ -1,0 +1,5 @@
+//go:build race
+
+package ext2fs
+
+const raceEnabled = true
