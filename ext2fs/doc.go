@@ -19,8 +19,9 @@
 //     (fs.ValidPath); "." is the root. Anything else fails with an
 //     *fs.PathError wrapping fs.ErrInvalid.
 //   - The os-style methods (Create, OpenFile, Mkdir, MkdirAll, Remove,
-//     RemoveAll, Rename, Symlink, Link, Readlink, Chmod, Chown, Chtimes,
-//     Truncate, Mknod) take names as package os does: absolute ("/a/b")
+//     RemoveAll, Rename, Symlink, Link, Readlink, Chmod, Chown, Lchown,
+//     Chtimes, Lchtimes, Truncate, Mknod, and CopyOut's and CopyIn's image
+//     side) take names as package os does: absolute ("/a/b")
 //     or relative to the filesystem root ("a/b"), both meaning the same,
 //     cleaned lexically with path.Clean first ("/a/../b" is "/b"). There
 //     is no current directory other than the root.

@@ -20,9 +20,9 @@ const (
 	SeekHole = ext2.SeekHole
 )
 
-// File is an open file of an FS: a regular file, a directory, a symbolic
-// link opened without following, or a special file (whose contents are
-// not in the image: it reads as empty). It implements fs.File,
+// File is an open file of an FS: a regular file, a directory, or a
+// special file (a device node, fifo or socket, whose contents are not in
+// the image: it reads as empty). It implements fs.File,
 // fs.ReadDirFile, io.Reader, io.ReaderAt, io.Writer, io.WriterAt and
 // io.Seeker. See the package documentation for concurrent use.
 type File struct {
