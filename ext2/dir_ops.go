@@ -10,11 +10,14 @@ package ext2
 // Directory blocks live in the metadata buffer cache, not in the page
 // cache as in Linux: each block is found through the inode's block map
 // (Inode.MapBlock, with create for a block appended to the directory)
-// and read with buffer.Cache.Bread. A block is checked as ext2_check_page
-// checks a page every time it is read here for a change, before anything
-// in it is touched, so that a corrupt block is reported (naming the
-// directory inode, the device block and the byte offset of the bad
-// field) and never modified.
+// and read with buffer.Cache.Bread. Every walk of a block checks each
+// record as ext2_check_page checks a page (layout.DecodeDirRecord) and
+// goes to the end of the block, so a block is wholly checked each time
+// it is used, in the same pass that searches it, and nothing in it is
+// changed unless all of it passed: a corrupt block is reported, naming
+// the directory inode, the device block and the byte offset of the bad
+// field, and never modified. (Linux checks a page once per read from
+// disk and remembers it in PageChecked; buffer.Head has no such bit.)
 //
 // Hashed (dir_index, htree) directories are read and changed linearly,
 // as Linux ext2 does: their index lives in records of inode 0 that read
@@ -54,10 +57,11 @@ func (fs *FS) dirBlockCount(dir *Inode) int64 {
 	return int64(dir.disk.Size()) >> fs.blockBits
 }
 
-// readDirBlockLocked reads block ib of directory dir and checks it
-// (ext2_get_page with ext2_check_page). It returns the buffer with a
-// reference and the device block. A hole or a bad record is corruption,
-// reported with the inode, block and byte offset.
+// readDirBlockLocked reads block ib of directory dir (ext2_get_page).
+// It returns the buffer with a reference and the device block. A hole is
+// corruption. The records are not checked: callers walk them with
+// layout.DecodeDirRecord, which checks each one (ext2_check_page's
+// checks), and act on the block only after the whole block passed.
 // Preconditions: dir.mu is held (shared is enough).
 func (fs *FS) readDirBlockLocked(dir *Inode, ib int64) (*buffer.Head, int64, error) {
 	blk, _, err := dir.MapBlock(ib, false)
@@ -72,19 +76,37 @@ func (fs *FS) readDirBlockLocked(dir *Inode, ib int64) (*buffer.Head, int64, err
 	if err != nil {
 		return nil, 0, fmt.Errorf("ext2: directory inode %d: reading block %d: %w", dir.ino, blk, err)
 	}
+	return bh, blk, nil
+}
+
+// dirCorrupt reports a bad record found in block ib (device block blk)
+// of directory dir: the cause is the *layout.CorruptError, whose offset
+// within the block becomes a device byte offset.
+func (fs *FS) dirCorrupt(dir *Inode, ib, blk int64, cause error) error {
+	w := where{ino: dir.ino, group: int64(dir.group), block: blk, offset: -1}
+	inBlock := int64(-1)
+	var ce *layout.CorruptError
+	if errors.As(cause, &ce) {
+		inBlock = ce.Offset
+		w.offset = blk*int64(fs.blockSize) + ce.Offset
+	}
+	return fs.corrupt(w, cause, "bad entry in directory block %d at byte %d of the block", ib, inBlock)
+}
+
+// checkedDirBlockLocked reads block ib of directory dir and checks all
+// of it (ext2_get_page with ext2_check_page).
+// Preconditions: dir.mu is held (shared is enough).
+func (fs *FS) checkedDirBlockLocked(dir *Inode, ib int64) (*buffer.Head, int64, error) {
+	bh, blk, err := fs.readDirBlockLocked(dir, ib)
+	if err != nil {
+		return nil, 0, err
+	}
 	bh.Lock()
 	err = layout.CheckDirBlock(bh.Data, fs.filetype, fs.inodesCount)
 	bh.Unlock()
 	if err != nil {
 		fs.bc.Release(bh)
-		w := where{ino: dir.ino, group: int64(dir.group), block: blk, offset: -1}
-		inBlock := int64(-1)
-		var ce *layout.CorruptError
-		if errors.As(err, &ce) {
-			inBlock = ce.Offset
-			w.offset = blk*int64(fs.blockSize) + ce.Offset
-		}
-		return nil, 0, fs.corrupt(w, err, "bad entry in directory block %d at byte %d of the block", ib, inBlock)
+		return nil, 0, fs.dirCorrupt(dir, ib, blk, err)
 	}
 	return bh, blk, nil
 }
@@ -100,21 +122,28 @@ func (fs *FS) findEntryLocked(dir *Inode, name string) (*dirSlot, error) {
 		if err != nil {
 			return nil, err
 		}
+		var slot *dirSlot
 		prev := -1
-		found := false
 		var rec layout.DirRecord
+		var derr error
 		bh.Lock()
-		for off := 0; off < len(bh.Data); off += rec.RecLen {
-			rec = layout.DirRecordAt(bh.Data, off, fs.filetype)
-			if rec.Inode != 0 && rec.NameLen == len(name) && string(rec.Name(bh.Data)) == name {
-				found = true
+		data := bh.Data
+		for off := 0; off < len(data); off += rec.RecLen {
+			if rec, derr = layout.DecodeDirRecord(data, off, fs.filetype, fs.inodesCount); derr != nil {
 				break
+			}
+			if slot == nil && rec.Inode != 0 && rec.NameLen == len(name) && string(rec.Name(data)) == name {
+				slot = &dirSlot{ib: ib, blk: blk, bh: bh, rec: rec, prev: prev}
 			}
 			prev = off
 		}
 		bh.Unlock()
-		if found {
-			return &dirSlot{ib: ib, blk: blk, bh: bh, rec: rec, prev: prev}, nil
+		if derr != nil {
+			fs.bc.Release(bh)
+			return nil, fs.dirCorrupt(dir, ib, blk, derr)
+		}
+		if slot != nil {
+			return slot, nil
 		}
 		fs.bc.Release(bh)
 	}
@@ -181,21 +210,30 @@ func (fs *FS) addLinkLocked(dir *Inode, name string, ino uint32, mode uint16) er
 		}
 		exists := false
 		var rec layout.DirRecord
+		var derr error
+		var found *dirSlot
 		bh.Lock()
-		for off := 0; off < len(bh.Data); off += rec.RecLen {
-			rec = layout.DirRecordAt(bh.Data, off, fs.filetype)
-			if rec.Inode != 0 && rec.NameLen == len(name) && string(rec.Name(bh.Data)) == name {
-				exists = true
+		data := bh.Data
+		for off := 0; off < len(data); off += rec.RecLen {
+			if rec, derr = layout.DecodeDirRecord(data, off, fs.filetype, fs.inodesCount); derr != nil {
 				break
 			}
-			if slot != nil {
-				continue
+			if rec.Inode != 0 && rec.NameLen == len(name) && string(rec.Name(data)) == name {
+				exists = true
 			}
-			if (rec.Inode == 0 && rec.RecLen >= need) || (rec.Inode != 0 && rec.RecLen >= rec.Used()+need) {
-				slot = &dirSlot{ib: ib, blk: blk, bh: bh, rec: rec}
+			if slot == nil && found == nil &&
+				((rec.Inode == 0 && rec.RecLen >= need) || (rec.Inode != 0 && rec.RecLen >= rec.Used()+need)) {
+				found = &dirSlot{ib: ib, blk: blk, bh: bh, rec: rec}
 			}
 		}
 		bh.Unlock()
+		if derr != nil {
+			fs.bc.Release(bh)
+			return fs.dirCorrupt(dir, ib, blk, derr)
+		}
+		if slot == nil {
+			slot = found // only now: the whole block passed the checks
+		}
 		if exists {
 			if slot == nil || slot.bh != bh {
 				fs.bc.Release(bh)
@@ -310,19 +348,23 @@ func (fs *FS) makeEmptyLocked(dir *Inode, parent uint32) error {
 func (fs *FS) emptyDirLocked(dir *Inode) (bool, error) {
 	n := fs.dirBlockCount(dir)
 	for ib := int64(0); ib < n; ib++ {
-		bh, _, err := fs.readDirBlockLocked(dir, ib)
+		bh, blk, err := fs.readDirBlockLocked(dir, ib)
 		if err != nil {
 			return false, err
 		}
 		empty := true
 		var rec layout.DirRecord
+		var derr error
 		bh.Lock()
-		for off := 0; off < len(bh.Data) && empty; off += rec.RecLen {
-			rec = layout.DirRecordAt(bh.Data, off, fs.filetype)
+		data := bh.Data
+		for off := 0; off < len(data); off += rec.RecLen {
+			if rec, derr = layout.DecodeDirRecord(data, off, fs.filetype, fs.inodesCount); derr != nil {
+				break
+			}
 			if rec.Inode == 0 {
 				continue
 			}
-			switch string(rec.Name(bh.Data)) {
+			switch string(rec.Name(data)) {
 			case ".":
 				empty = rec.Inode == dir.ino
 			case "..":
@@ -332,6 +374,9 @@ func (fs *FS) emptyDirLocked(dir *Inode) (bool, error) {
 		}
 		bh.Unlock()
 		fs.bc.Release(bh)
+		if derr != nil {
+			return false, fs.dirCorrupt(dir, ib, blk, derr)
+		}
 		if !empty {
 			return false, nil
 		}
@@ -354,7 +399,7 @@ func (fs *FS) dotdotLocked(dir *Inode) (*dirSlot, error) {
 	if fs.dirBlockCount(dir) == 0 {
 		return nil, bad(-1, "directory has no blocks, so no \"..\"")
 	}
-	bh, blk, err := fs.readDirBlockLocked(dir, 0)
+	bh, blk, err := fs.checkedDirBlockLocked(dir, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -415,33 +460,43 @@ func (fs *FS) ReadDirFrom(dir *Inode, pos int64, max int) ([]DirEntryAt, int64, 
 	bs := int64(fs.blockSize)
 	for pos < size {
 		ib := pos >> fs.blockBits
-		bh, _, err := fs.readDirBlockLocked(dir, ib)
+		bh, blk, err := fs.readDirBlockLocked(dir, ib)
 		if err != nil {
 			return out, pos, err
 		}
 		base := ib << fs.blockBits
 		var rec layout.DirRecord
+		var derr error
 		full := false
+		had := len(out)
 		bh.Lock()
-		for off := 0; off < len(bh.Data); off += rec.RecLen {
-			rec = layout.DirRecordAt(bh.Data, off, fs.filetype)
+		data := bh.Data
+		for off := 0; off < len(data); off += rec.RecLen {
+			if rec, derr = layout.DecodeDirRecord(data, off, fs.filetype, fs.inodesCount); derr != nil {
+				break
+			}
 			if base+int64(off) < pos {
 				continue
 			}
 			if max > 0 && len(out) >= max {
-				pos = base + int64(off)
-				full = true
-				break
+				if !full {
+					pos = base + int64(off)
+					full = true
+				}
+				continue // go on checking the rest of the block
 			}
 			if rec.Inode != 0 {
 				out = append(out, DirEntryAt{
-					DirEntry: DirEntry{Name: string(rec.Name(bh.Data)), Ino: rec.Inode, Type: rec.FileType},
+					DirEntry: DirEntry{Name: string(rec.Name(data)), Ino: rec.Inode, Type: rec.FileType},
 					Off:      base + int64(off),
 				})
 			}
 		}
 		bh.Unlock()
 		fs.bc.Release(bh)
+		if derr != nil {
+			return out[:had], pos, fs.dirCorrupt(dir, ib, blk, derr)
+		}
 		if full {
 			return out, pos, nil
 		}

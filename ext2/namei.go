@@ -177,20 +177,13 @@ func (fs *FS) newNode(dir *Inode, name string, mode uint16, uid, gid uint32, ini
 		return nil, err
 	}
 	isDir := mode&layout.ModeFmt == layout.ModeDir
-	// Fail early, before allocating, on the common errors; they are
-	// checked again below with dir locked.
+	// Fail early, before allocating, on the cheap checks; they are made
+	// again below with dir locked. An existing name is found by
+	// addLinkLocked, whose scan of the directory is the only one.
 	dir.mu.RLock()
 	err := deadDirLocked(dir)
 	if err == nil && isDir && dir.disk.LinksCount >= LinkMax {
 		err = fmt.Errorf("%w: directory inode %d has %d links", ErrTooManyLinks, dir.ino, dir.disk.LinksCount)
-	}
-	var slot *dirSlot
-	if err == nil {
-		slot, err = fs.findEntryLocked(dir, name)
-		if slot != nil {
-			fs.releaseSlot(slot)
-			err = fmt.Errorf("%w: %q in directory inode %d", ErrExist, name, dir.ino)
-		}
 	}
 	if dir.disk.Mode&layout.ModeSetgid != 0 {
 		gid = dir.disk.GID()
@@ -661,7 +654,7 @@ func (fs *FS) renameLocked(oldDir *Inode, oldSlot *dirSlot, oldName string, src 
 		if err := fs.addLinkLocked(newDir, newName, src.ino, src.disk.Mode); err != nil {
 			return err
 		}
-		if srcIsDir && oldDir != newDir {
+		if srcIsDir {
 			newDir.UpdateLocked(func(d *layout.Inode) { d.LinksCount++ })
 		}
 	}
@@ -681,8 +674,13 @@ func (fs *FS) renameLocked(oldDir *Inode, oldSlot *dirSlot, oldName string, src 
 		*oldSlot = *s
 	}
 	fs.deleteEntryLocked(oldDir, oldSlot)
-	if srcIsDir && oldDir != newDir {
-		fs.setLinkLocked(src, dotdot, newDir.ino, newDir.disk.Mode)
+	if srcIsDir {
+		// The source's ".." now counts for newDir (ext2_set_link), no
+		// longer for oldDir: with a replaced target this is the link
+		// the target's ".." took from newDir.
+		if dotdot != nil {
+			fs.setLinkLocked(src, dotdot, newDir.ino, newDir.disk.Mode)
+		}
 		oldDir.UpdateLocked(func(d *layout.Inode) {
 			if d.LinksCount > 0 {
 				d.LinksCount--
