@@ -265,6 +265,9 @@ func (c *copier) copyFile(from, to string, n node) error {
 		err = cerr
 	}
 	if err != nil {
+		// A file that could not be copied whole (out of space, a read
+		// error) is removed rather than left looking like a copy.
+		_ = c.dst.remove(to)
 		return fmt.Errorf("%s: %w", to, err)
 	}
 	c.files++

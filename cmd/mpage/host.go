@@ -169,7 +169,16 @@ func (h hostDst) lchown(name string, uid, gid uint32) error {
 }
 
 func (h hostDst) lchtimes(name string, atime, mtime time.Time) error {
-	d, base, err := h.parentFD(name)
+	var d *os.File
+	var base string
+	var err error
+	if path.Clean(name) == "." {
+		// The destination directory itself.
+		base = "."
+		d, err = h.root.Open(".")
+	} else {
+		d, base, err = h.parentFD(name)
+	}
 	if err != nil {
 		return err
 	}

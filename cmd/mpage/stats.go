@@ -118,7 +118,7 @@ func (r *runStats) report(command string, elapsed time.Duration) statsReport {
 
 // printStats prints the --stats summary, if asked for, on stderr.
 func (a *app) printStats() {
-	if a.g.stats == "" {
+	if a.g.stats != "text" && a.g.stats != "json" {
 		return
 	}
 	rep := a.stats.report(a.command, time.Since(a.start))
