@@ -678,3 +678,34 @@ func runCmd(prog string, args ...string) (string, error) {
 	out, err := exec.Command(prog, args...).CombinedOutput()
 	return string(out), err
 }
+
+// TestNoFiletype changes a filesystem without the filetype feature,
+// whose entries have a 16-bit name_len and no file type.
+func TestNoFiletype(t *testing.T) {
+	f := newFixture(t, oracle.MkfsOptions{BlockSize: 1024, Features: "^filetype"})
+	if f.fs.filetype {
+		t.Fatal("mke2fs -O ^filetype made a filesystem with filetype")
+	}
+	f.mkdir("/d")
+	f.create("/d/x")
+	f.mkdir("/e")
+	if err := f.rename("/d/x", "/e/y", 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.rename("/d", "/e/d", 0); err != nil {
+		t.Fatal(err)
+	}
+	ents := readDirAll(t, f.fs, f.dir("/e"), 0)
+	for _, e := range ents {
+		if e.Type != layout.FtUnknown {
+			t.Errorf("%s: got file type %d, want FtUnknown", e.Name, e.Type)
+		}
+	}
+	f.closeClean()
+	if got, want := lsNames(t, f.img, "/e"), []string{"d", "y"}; !slices.Equal(got, want) {
+		t.Errorf("/e: got %v, want %v", got, want)
+	}
+	if got := debugfsStat(t, f.img, "/e").Links; got != 3 {
+		t.Errorf("/e: got %d links, want 3", got)
+	}
+}
