@@ -184,7 +184,7 @@ func (f *File) Sync() error {
 	}
 	fs := f.fs
 	var errs []error
-	if err := writeback.SyncMapping(f.ino.m); err != nil {
+	if err := writeback.WriteAndWait(f.ino.m); err != nil {
 		errs = append(errs, err)
 	}
 	if err := f.ino.m.CheckAndAdvanceErr(&f.errSince); err != nil && len(errs) == 0 {

@@ -633,3 +633,27 @@ func waitSync(m *pagecache.Mapping) error {
 	}
 	return first
 }
+
+// WriteAndWait is the data part of fsync on one open file
+// (file_write_and_wait_range in later Linux): it writes every dirty page of
+// m with SyncAll and waits for all writeback of m, returning only the error
+// of starting the writes. The outcome of the I/O — page errors and the
+// mapping's recorded error — is left in place for the caller's per-handle
+// errseq check (Mapping.CheckAndAdvanceErr), which reports it once to each
+// handle open when it happened; unlike SyncMapping it does not consume the
+// mapping-wide error flags, which would hand one handle's error to a
+// handle opened after it was reported (filemap_fdatawait_keep_errors).
+func WriteAndWait(m *pagecache.Mapping) error {
+	err := startSync(m)
+	index := int64(0)
+	for {
+		pages := m.LookupTag(&index, math.MaxInt64, pagecache.TagWriteback, 64)
+		if len(pages) == 0 {
+			break
+		}
+		for _, p := range pages {
+			p.WaitWriteback()
+		}
+	}
+	return err
+}
