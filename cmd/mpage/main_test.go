@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/mpagefs/mpage/internal/oracle"
@@ -276,6 +277,15 @@ func TestCpOutEqualsSource(t *testing.T) {
 func TestMkfsFrom(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "tree")
 	oracle.GenerateTree(t, src, oracle.DefaultTree)
+	root := os.Geteuid() == 0
+	if root { // device nodes need root to make on the host
+		if err := syscall.Mknod(filepath.Join(src, "null"), syscall.S_IFCHR|0o666, 1<<8|3); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Mknod(filepath.Join(src, "d00", "loop200"), syscall.S_IFBLK|0o660, 7<<8|200); err != nil {
+			t.Fatal(err)
+		}
+	}
 	image := filepath.Join(t.TempDir(), "from.img")
 	r := mpage(t, "mkfs", "--from", src, "--label", "fromtree", image)
 	if r.code != 0 {
@@ -296,7 +306,13 @@ func TestMkfsFrom(t *testing.T) {
 	os.Mkdir(out, 0o755)
 	mustRun(t, "cp", "-a", image+":/", out)
 	oracle.CompareTrees(t, src, out, oracle.CompareOptions{Owners: true, Times: true, Ignore: []string{"lost+found"}})
-	if os.Geteuid() == 0 {
+	if root {
+		for p, want := range map[string]string{"/null": "01:03", "/d00/loop200": "07:200"} {
+			out := oracle.Debugfs(t, image, "stat "+p)
+			if !strings.Contains(out, "Device major/minor number: "+want+" ") {
+				t.Errorf("%s: debugfs stat does not show device number %s:\n%s", p, want, out)
+			}
+		}
 		mnt := oracle.LoopMount(t, image, true)
 		oracle.CompareTrees(t, src, mnt, oracle.CompareOptions{Owners: true, Times: true, Ignore: []string{"lost+found"}})
 	}
