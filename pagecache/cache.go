@@ -64,6 +64,8 @@ type Cache struct {
 	allocWaits  atomic.Int64
 	throttled   atomic.Int64
 
+	arena *arena // page memory; never changes
+
 	kick    atomic.Pointer[func()]
 	release atomic.Pointer[func(*Page) bool]
 
@@ -107,6 +109,7 @@ func NewCache(cfg Config) *Cache {
 		dirtyThresh:   max(1, limitPages*int64(cfg.DirtyRatio)/100),
 		bgThresh:      max(1, limitPages*int64(cfg.DirtyBackgroundRatio)/100),
 		maxReadahead:  cfg.MaxReadahead,
+		arena:         newArena(limitPages),
 		dirtyMappings: make(map[*Mapping]struct{}),
 	}
 	// get_dirty_limits(): background must stay below the hard limit.
@@ -433,10 +436,10 @@ func (c *Cache) evict(p *Page) bool {
 	m.mu.Lock()
 	ok := p.Flags()&(Dirty|Writeback) == 0 && m.removeLocked(p)
 	m.mu.Unlock()
-	p.unlockQuiet()
 	if ok {
-		p.uncharge()
+		p.uncharge() // under the page lock: see the arena's doc
 	}
+	p.unlockQuiet()
 	return ok
 }
 

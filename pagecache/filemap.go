@@ -204,7 +204,8 @@ func (m *Mapping) Write(buf []byte, off int64) (int, error) {
 // (grab_cache_page_write_begin + the read of block_write_begin).
 func (m *Mapping) writeGetPage(index int64, offset, n int) (*Page, error) {
 	for {
-		p := m.FindOrCreate(index)
+		// A page the write covers whole need not be zeroed first.
+		p := m.findOrCreate(index, offset != 0 || n != PageSize)
 		if p == nil {
 			return nil, fmt.Errorf("%w: page index %d", ErrTooLarge, index)
 		}

@@ -181,16 +181,25 @@ func (m *Mapping) SetWritebackIndex(i int64) {
 }
 
 // NewPage allocates a page for index, accounted to the mapping's cache
-// (page_cache_alloc). When the cache is at its limit it evicts clean pages
-// and, if none can go, kicks writeback and waits for memory; see
-// Cache.allocWait. The page is not yet in the mapping; AddPage puts it
-// there, and Page.Release gives back the charge of one never added.
+// (page_cache_alloc). Its Data is a zeroed frame of the cache's memory.
+// When the cache is at its limit it evicts clean pages and, if none can
+// go, kicks writeback and waits for memory; see Cache.allocWait. The page
+// is not yet in the mapping; AddPage puts it there, and Page.Release gives
+// back the charge and the memory of one never added.
 //
 // Preconditions: the caller holds no Mapping.mu or Cache.mu (page locks
 // are fine).
 func (m *Mapping) NewPage(index int64) *Page {
-	p := NewPage(index)
+	return m.newPage(index, true)
+}
+
+// newPage is NewPage that leaves a reused frame's old bytes in place
+// unless zero is set: for a caller that overwrites the whole page before
+// anyone can see it.
+func (m *Mapping) newPage(index int64, zero bool) *Page {
+	p := newPage(index)
 	m.cache.charge(p, true)
+	m.cache.attachFrame(p, zero)
 	return p
 }
 
@@ -198,10 +207,11 @@ func (m *Mapping) NewPage(index int64) *Page {
 // returns nil when the cache is still full (readahead's
 // __GFP_NORETRY allocation).
 func (m *Mapping) tryNewPage(index int64) *Page {
-	p := NewPage(index)
+	p := newPage(index)
 	if !m.cache.charge(p, false) {
 		return nil
 	}
+	m.cache.attachFrame(p, true)
 	return p
 }
 
@@ -242,6 +252,11 @@ func (m *Mapping) AddPage(p *Page) error {
 	if p.chargedTo.Load() == nil && !m.cache.charge(p, false) {
 		m.cache.chargeForce(p)
 	}
+	if p.Data == nil {
+		// A page of ours that was removed or released: its frame went
+		// back with its charge.
+		m.cache.attachFrame(p, true)
+	}
 	m.mu.Lock()
 	if !m.tree.insert(p.Index, p) {
 		m.mu.Unlock()
@@ -271,6 +286,12 @@ func (m *Mapping) AddPage(p *Page) error {
 // empty one when none is cached (find_or_create_page). It returns nil only
 // for an index outside [0, MaxIndex].
 func (m *Mapping) FindOrCreate(index int64) *Page {
+	return m.findOrCreate(index, true)
+}
+
+// findOrCreate is FindOrCreate; a page it creates is zeroed only if zero
+// is set (see newPage).
+func (m *Mapping) findOrCreate(index int64, zero bool) *Page {
 	if index < 0 || index > MaxIndex {
 		return nil
 	}
@@ -283,7 +304,7 @@ func (m *Mapping) FindOrCreate(index int64) *Page {
 			p.Unlock() // truncated or evicted meanwhile
 			continue
 		}
-		p := m.NewPage(index)
+		p := m.newPage(index, zero)
 		err := m.AddPage(p)
 		if err == nil {
 			return p
@@ -481,11 +502,15 @@ func (p *Page) SetWriteback() {
 
 // EndWriteback ends writeback of the page and wakes waiters
 // (end_page_writeback): those in WaitWriteback, and allocations and dirty
-// throttling waiting for pages to come clean.
+// throttling waiting for pages to come clean. A page that was removed from
+// its mapping while under writeback gives its memory back now.
 func (p *Page) EndWriteback() {
 	m := p.Mapping()
 	if m == nil {
 		p.clear(Writeback)
+		if p.Has(freePending) && p.clear(freePending) {
+			p.freeFrame()
+		}
 	} else {
 		m.mu.Lock()
 		if p.clear(Writeback) && p.Mapping() == m {
@@ -503,9 +528,10 @@ func (p *Page) EndWriteback() {
 }
 
 // Remove takes a page out of the mapping (remove_from_page_cache) and
-// gives back its memory charge. The page should be locked, clean and not
-// under writeback; if it is not, its dirty and writeback counts are
-// dropped with it.
+// gives back its memory charge and its memory: its Data is nil afterwards.
+// The page should be locked, clean and not under writeback; if it is not,
+// its dirty and writeback counts are dropped with it (and the memory of a
+// page under writeback goes back when the writeback ends).
 func (m *Mapping) Remove(p *Page) {
 	m.mu.Lock()
 	ok := m.removeLocked(p)

@@ -15,6 +15,16 @@
 // with no Mapping.mu or Cache.mu held; allocation may hold page locks,
 // BalanceDirty may not. ReadaheadState.mu comes before Mapping.mu (sizing
 // a window looks up pages) and is dropped before allocation and I/O.
+// The arena's mutex (page memory, see arena.go) is a leaf too.
+//
+// Page memory: Mapping.NewPage takes a PageSize frame of the cache's arena
+// (one mmap of Limit bytes), and the frame is reused for another page as
+// soon as its page leaves the mapping; page memory is never garbage for
+// the Go collector, and a cache's resident page memory stays within its
+// limit. Page structs themselves are garbage-collected, which is what
+// makes a stale *Page harmless: the rule for Data (use it only with the
+// page locked and its mapping checked after locking) is written out in
+// arena.go.
 package pagecache
 
 import (
@@ -41,13 +51,22 @@ const (
 	MappedToDisk                   // PG_mappedtodisk: every block is allocated on disk
 	Referenced                     // PG_referenced: used since it entered the LRU
 	Readahead                      // PG_readahead: reaching it starts the next async window
+
+	// freePending is internal: the page's frame goes back to its arena
+	// when writeback ends (see Page.releaseFrame). Flags hides it.
+	freePending Flags = 1 << 31
 )
 
 // Page is one page of a file's data in memory (struct page).
 //
 // Index is set before the page is added to a mapping and never changes.
-// Data is always PageSize bytes. Private belongs to the layer above (the
-// buffer heads of package buffer) and is guarded by the page lock.
+// Data is PageSize bytes; for a page made by Mapping.NewPage it is a frame
+// of the cache's memory, reused once the page leaves its mapping, and nil
+// from then on. Use Data only with the page locked and p.Mapping() checked
+// after locking (or from I/O that the page's Locked or Writeback bit pins,
+// or before the page is added); see the package doc. Private belongs to
+// the layer above (the buffer heads of package buffer) and is guarded by
+// the page lock.
 type Page struct {
 	Index   int64
 	Data    []byte
@@ -64,6 +83,12 @@ type Page struct {
 	// released; nil when uncounted.
 	chargedTo atomic.Pointer[Cache]
 
+	// The frame of arena that Data is, from Mapping.NewPage until the
+	// charge goes (Page.releaseFrame); arena is nil for heap pages. Set by
+	// whoever owns the charge.
+	arena *arena
+	frame int32
+
 	// lru links, guarded by Cache.mu.
 	lruPrev, lruNext *Page
 	onLRU            bool
@@ -72,7 +97,14 @@ type Page struct {
 // NewPage allocates a page that belongs to no mapping. Pages for a mapping
 // are better made with Mapping.NewPage, which accounts them to the cache.
 func NewPage(index int64) *Page {
-	p := &Page{Index: index, Data: make([]byte, PageSize)}
+	p := newPage(index)
+	p.Data = make([]byte, PageSize)
+	return p
+}
+
+// newPage makes a page without memory.
+func newPage(index int64) *Page {
+	p := &Page{Index: index}
 	p.cond.L = &p.mu
 	return p
 }
@@ -82,7 +114,7 @@ func NewPage(index int64) *Page {
 func (p *Page) Mapping() *Mapping { return p.mapping.Load() }
 
 // Flags returns a snapshot of the page's flags.
-func (p *Page) Flags() Flags { return Flags(p.flags.Load()) }
+func (p *Page) Flags() Flags { return Flags(p.flags.Load()) &^ freePending }
 
 // Has reports whether all of f are set.
 func (p *Page) Has(f Flags) bool { return Flags(p.flags.Load())&f == f }
@@ -177,7 +209,8 @@ func (p *Page) unlockQuiet() {
 // Release gives back the memory charge of a page made by Mapping.NewPage
 // that never made it into a mapping, or that the caller is done with
 // after it left one (page_cache_release of the last reference). It does
-// nothing for a page that is in a mapping: removal uncharges those.
+// nothing for a page that is in a mapping: removal uncharges those. Once
+// released, the page's Data is nil: its memory may belong to another page.
 func (p *Page) Release() {
 	if p.Mapping() != nil {
 		return
@@ -185,9 +218,12 @@ func (p *Page) Release() {
 	p.uncharge()
 }
 
-// uncharge returns the page's charge to its cache, once.
+// uncharge returns the page's charge to its cache, once, and its frame to
+// the cache's arena (first, so that an allocation the uncharge lets in
+// finds a frame).
 func (p *Page) uncharge() {
 	if c := p.chargedTo.Swap(nil); c != nil {
+		p.releaseFrame()
 		c.uncharge()
 	}
 }

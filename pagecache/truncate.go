@@ -114,11 +114,11 @@ func (m *Mapping) InvalidateClean() int {
 				ok = p.Flags()&(Dirty|Writeback) == 0 && m.removeLocked(p)
 				m.mu.Unlock()
 			}
-			p.Unlock()
 			if ok {
-				p.uncharge()
+				p.uncharge() // under the page lock: see the arena's doc
 				n++
 			}
+			p.Unlock()
 		}
 	}
 }

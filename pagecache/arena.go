@@ -1,0 +1,198 @@
+package pagecache
+
+import (
+	"runtime"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// The page memory of a Cache.
+//
+// Each Cache owns an arena of Limit bytes (rounded down to pages) carved
+// into PageSize frames. A page made by Mapping.NewPage takes a frame, and
+// the frame goes back to the arena's free list when the page's memory
+// charge goes (it leaves its mapping, or is released never added), so that
+// page memory is reused rather than left to the garbage collector: the
+// resident page memory of a Cache never exceeds its limit, and a frame
+// that was touched once costs no page fault when it is used again.
+//
+// The arena is one anonymous private mapping (mmap), advised to use
+// transparent huge pages: a frame the program never touched costs nothing,
+// and first touches fault 2 MiB at a time where the kernel allows it.
+// Freed frames are not given back to the kernel (no MADV_DONTNEED per
+// free): the arena stays bounded by the limit anyway. Cache.Close unmaps
+// it; a cache never closed is unmapped once neither it nor any page holding
+// one of its frames is reachable.
+//
+// Under the race detector the frames are instead allocated one by one on
+// the Go heap (and still reused), because the race detector does not watch
+// memory outside the Go heap: that way a use of Data that breaks the rules
+// below shows up as a race with the frame's next owner. When mmap fails,
+// the arena also falls back to heap frames.
+//
+// Frame ownership (why no page reference count is needed): Page structs
+// themselves stay garbage-collected; only their Data is recycled. A page's
+// frame is freed exactly once, by whoever drops the page's memory charge
+// (Page.uncharge), and every such path in this package runs with the page
+// locked and, for a page leaving a mapping, not under writeback (eviction,
+// truncation, invalidation, Mapping.Remove), or for a page nobody else ever
+// saw (an AddPage that lost the race, readahead pages ReadPages did not
+// add, Page.Release). Data is then set to nil. Users of Data were already
+// required to hold the page lock and to have checked p.Mapping() == m after
+// taking it (Go's memory model has no benign races), or to be I/O that the
+// page's Locked or Writeback bit pins; a page cannot leave its mapping
+// while either holds. So a stale *Page found by a lookup that raced with
+// eviction is harmless: locking it and seeing Mapping() != m, the caller
+// drops it without touching Data. If a page is removed while under
+// writeback anyway, its frame is freed when the writeback ends.
+type arena struct {
+	nframes int32   // never changes
+	region  *region // the mmap; nil for heap frames; never changes
+
+	mu     sync.Mutex // guards the fields below; a leaf lock
+	free   []int32    // free frames, a stack: the warmest on top
+	next   int32      // frames [next, nframes) were never used
+	heap   [][]byte   // heap frames by number, made on first use
+	closed bool
+}
+
+// region is the arena's mapping, apart from the arena so that a cleanup
+// attached to the arena can unmap it.
+type region struct {
+	mu  sync.Mutex // guards mem
+	mem []byte
+}
+
+func (r *region) unmap() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.mem != nil {
+		unix.Munmap(r.mem) // nothing to do about an error
+		r.mem = nil
+	}
+}
+
+// newArena makes an arena of n frames.
+func newArena(n int64) *arena {
+	a := &arena{nframes: int32(min(n, 1<<31-1))}
+	if !raceEnabled {
+		mem, err := unix.Mmap(-1, 0, int(a.nframes)*PageSize,
+			unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+		if err == nil {
+			unix.Madvise(mem, unix.MADV_HUGEPAGE) // advice only
+			a.region = &region{mem: mem}
+			runtime.AddCleanup(a, (*region).unmap, a.region)
+		}
+	}
+	if a.region == nil {
+		a.heap = make([][]byte, a.nframes)
+	}
+	return a
+}
+
+// alloc takes a free frame and returns its number and bytes, and whether
+// they are known to be zero (a frame never used). ok is false when every
+// frame is in use or the arena is closed.
+func (a *arena) alloc() (frame int32, data []byte, zero, ok bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.closed:
+		return 0, nil, false, false
+	case len(a.free) > 0:
+		frame = a.free[len(a.free)-1]
+		a.free = a.free[:len(a.free)-1]
+	case a.next < a.nframes:
+		frame = a.next
+		a.next++
+		zero = true
+	default:
+		return 0, nil, false, false
+	}
+	if a.region != nil {
+		off := int(frame) * PageSize
+		return frame, a.region.mem[off : off+PageSize : off+PageSize], zero, true
+	}
+	if a.heap[frame] == nil {
+		a.heap[frame] = make([]byte, PageSize)
+	}
+	return frame, a.heap[frame], zero, true
+}
+
+// release puts a frame back on the free list.
+func (a *arena) release(frame int32) {
+	a.mu.Lock()
+	if !a.closed {
+		a.free = append(a.free, frame)
+	}
+	a.mu.Unlock()
+}
+
+// close unmaps the arena; later allocations fail.
+func (a *arena) close() {
+	a.mu.Lock()
+	a.closed = true
+	a.free = nil
+	a.heap = nil
+	a.mu.Unlock()
+	if a.region != nil {
+		a.region.unmap()
+	}
+}
+
+// inUse is the number of frames taken.
+func (a *arena) inUse() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return int64(a.next) - int64(len(a.free))
+}
+
+// attachFrame gives a page made for a mapping its memory: a frame of the
+// cache's arena, zeroed if zero is set, or a heap page when the arena has
+// none (it is closed, or frames are held by pages removed under writeback).
+func (c *Cache) attachFrame(p *Page, zero bool) {
+	frame, data, fresh, ok := c.arena.alloc()
+	if !ok {
+		p.Data = make([]byte, PageSize)
+		return
+	}
+	if zero && !fresh {
+		clear(data)
+	}
+	p.Data = data
+	p.frame = frame
+	p.arena = c.arena
+}
+
+// releaseFrame gives the page's frame back to its arena, now, or when its
+// writeback ends if it is under writeback (see EndWriteback). The page's
+// Data is nil afterwards.
+//
+// Preconditions: the page has left its mapping (or never entered one) and
+// its charge is gone; the caller is the one that dropped the charge.
+func (p *Page) releaseFrame() {
+	if p.arena == nil {
+		return
+	}
+	p.set(freePending)
+	if !p.Has(Writeback) && p.clear(freePending) {
+		p.freeFrame()
+	}
+}
+
+// freeFrame returns the frame to the arena.
+func (p *Page) freeFrame() {
+	a, frame := p.arena, p.frame
+	p.arena, p.frame, p.Data = nil, 0, nil
+	a.release(frame)
+}
+
+// Close unmaps the cache's page memory. Every page made by Mapping.NewPage
+// for one of its mappings must be out of use before (its Data would no
+// longer be mapped: touching it faults); pages allocated afterwards come
+// from the Go heap. Close is for the owner of the cache, once its
+// filesystem is unmounted; calling it again does nothing.
+func (c *Cache) Close() {
+	c.arena.close()
+}
