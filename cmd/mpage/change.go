@@ -52,7 +52,7 @@ func newRmCmd(a *app) *cobra.Command {
 			}
 			switch {
 			case fi.IsDir() && !recurse:
-				err = fmt.Errorf("%s: is a directory (use -r)", sp)
+				err = errors.New("is a directory (use -r)")
 			case fi.IsDir():
 				err = fsys.RemoveAll(sp.path)
 			default:

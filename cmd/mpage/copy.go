@@ -79,9 +79,6 @@ type copier struct {
 	dirs     []pendingDir      // directories whose attributes are set at the end
 	files    int64             // regular files copied
 	bytes    int64             // bytes of data copied
-	// check, if set, is called before each file and can stop the copy
-	// (the out-of-space check of mkfs sizing uses none; tests use none).
-	uid, gid uint32 // owner of new files without preserve, for image trees
 }
 
 type pendingDir struct {

@@ -703,3 +703,34 @@ func TestDemo(t *testing.T) {
 		t.Errorf("demo outside a module: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+func TestCacheLimit(t *testing.T) {
+	image := emptyImage(t, 16<<20)
+	data := make([]byte, 4<<20)
+	for i := range data {
+		data[i] = byte(i * 7 / 4096)
+	}
+	src := filepath.Join(t.TempDir(), "big")
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "--cache", "256K", "cp", src, image+":/big")
+	oracle.RequireClean(t, image)
+	r := mpage(t, "--cache", "256K", "--stats=json", "cat", image+":/big")
+	if r.code != 0 {
+		t.Fatalf("cat: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if !bytes.Equal([]byte(r.stdout), data) {
+		t.Errorf("cat under a 256K cache: %d bytes that differ from the 4 MiB written", len(r.stdout))
+	}
+	var m struct {
+		Peak    int64 `json:"peak_cache_pages"`
+		Evicted int64 `json:"evicted_pages"`
+	}
+	if err := json.Unmarshal([]byte(r.stderr), &m); err != nil {
+		t.Fatalf("--stats=json: %v: %q", err, r.stderr)
+	}
+	if m.Peak > 64 || m.Evicted == 0 {
+		t.Errorf("reading 4 MiB with --cache 256K: peak %d pages, %d evicted; want at most 64 pages and evictions", m.Peak, m.Evicted)
+	}
+}

@@ -188,3 +188,6 @@ func fitSize(u treeUsage, opts ext2.FormatOptions, grow float64) (int64, ext2.Fo
 	}
 	return size, opts
 }
+
+// ext2FormatDefaults are the options mkfs starts from.
+func ext2FormatDefaults() ext2.FormatOptions { return ext2.FormatOptions{InodeSize: 256} }

@@ -69,6 +69,12 @@ func hostOrSpec(arg string) (s spec, isImage bool) {
 // parseSpec reads an argument that must name a path in an image; a bare
 // IMAGE is its root.
 func parseSpec(arg string) (spec, error) {
+	if s, ok := hostOrSpec(arg); ok {
+		return s, nil
+	}
+	if isImageFile(arg) {
+		return spec{image: arg, path: "/"}, nil
+	}
 	if s, ok := splitSpec(arg); ok {
 		return s, nil
 	}
@@ -113,11 +119,15 @@ func (s *session) open(image string) (*ext2fs.FS, error) {
 		return nil, fmt.Errorf("%s: --readonly given, and %s changes the image", image, s.a.command)
 	}
 	if _, err := os.Stat(image); err != nil {
-		return nil, fmt.Errorf("%s: %s", image, errText(err))
+		return nil, fmt.Errorf("%s: %s", image, errnoText(err))
 	}
 	f, err := ext2fs.Open(image, ext2fs.Options{ReadOnly: !s.write, CacheLimit: s.a.cache})
 	if err != nil {
-		return nil, fmt.Errorf("%s: cannot open as ext2: %s", image, errText(err))
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("%s: cannot open as ext2: %s", image, errnoText(err))
 	}
 	if s.images == nil {
 		s.images = map[string]*ext2fs.FS{}
