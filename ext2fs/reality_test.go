@@ -596,3 +596,80 @@ func compareEntry(t *testing.T, fsys *ext2fs.FS, p, rel string) {
 		}
 	}
 }
+
+// TestRealityMke2fsImages reads back, through CopyOut, images that mke2fs
+// -d built from one source tree, at every block size and both inode
+// sizes. The tree has oracle.DefaultTree, a sparse file with data beside
+// each block-map threshold of 1, 2 and 4 KiB blocks, one with data past
+// 4 GiB (in the triple-indirect range even of 4 KiB blocks), device nodes
+// and 20 nested directories.
+func TestRealityMke2fsImages(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "src")
+	oracle.GenerateTree(t, src, oracle.DefaultTree)
+	var multi []span
+	for _, bs := range []int64{1024, 2048, 4096} {
+		p := bs / 4
+		for _, th := range []int64{12, 12 + p, 12 + p + p*p} {
+			if off := th*bs - 100; off < 65<<20 {
+				multi = append(multi, span{off, 200})
+			}
+		}
+	}
+	sparse := []sparseFile{
+		{name: "map/multi", size: 65 << 20, spans: multi},
+		{name: "map/huge", size: 4<<30 + 16<<20, spans: []span{{0, 100}, {4<<30 + 8<<20, 5000}}},
+	}
+	for _, f := range sparse {
+		writeHostSparse(t, filepath.Join(src, f.name), f.name, f.spans, f.size, 0o644)
+	}
+	if err := os.MkdirAll(deepPath(filepath.Join(src, "deep"), 20), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		if err := unix.Mknod(filepath.Join(src, "deep", "tty"), unix.S_IFCHR|0o620, int(unix.Mkdev(4, 1))); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mknod(filepath.Join(src, "deep", "sda"), unix.S_IFBLK|0o660, int(unix.Mkdev(8, 0))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"map", "deep"} {
+		setTreeTimes(t, filepath.Join(src, d))
+	}
+
+	for _, bs := range []int{1024, 2048, 4096} {
+		for _, isz := range []int{128, 256} {
+			t.Run(fmt.Sprintf("b%d-i%d", bs, isz), func(t *testing.T) {
+				image := oracle.MkfsImage(t, oracle.MkfsOptions{SizeBytes: 48 << 20, BlockSize: bs, InodeSize: isz, FromDir: src})
+				fsys, err := ext2fs.Open(image, ext2fs.Options{ReadOnly: true})
+				if err != nil {
+					t.Fatalf("Open: %v", err)
+				}
+				defer fsys.Close()
+				dst := filepath.Join(t.TempDir(), "out")
+				if err := ext2fs.CopyOut(fsys, "/", dst, ext2fs.CopyOptions{}); err != nil {
+					t.Fatalf("CopyOut: %v", err)
+				}
+				oracle.CompareTrees(t, src, dst, oracle.CompareOptions{
+					Owners: os.Geteuid() == 0, Times: true, Ignore: []string{"lost+found", "map/huge"},
+				})
+				sparseEqual(t, filepath.Join(src, "map/huge"), filepath.Join(dst, "map/huge"))
+				for _, f := range sparse {
+					fi, err := fsys.Stat(f.name)
+					if err != nil {
+						t.Fatalf("Stat(%s): %v", f.name, err)
+					}
+					got := fi.Sys().(*ext2fs.InodeInfo).Blocks
+					if want := oracle.DebugfsStat(t, image, "/"+f.name).Blockcount; got != want {
+						t.Errorf("%s: InodeInfo.Blocks %d, debugfs says %d", f.name, got, want)
+					}
+					// mke2fs -d leaves blocks of zeros as holes: only the
+					// blocks the spans touch are allocated.
+					if want := wantIBlocks(f.spans, f.size, int64(bs)); got != want {
+						t.Errorf("%s: InodeInfo.Blocks %d, want %d for the data written", f.name, got, want)
+					}
+				}
+			})
+		}
+	}
+}
