@@ -17,9 +17,11 @@ import (
 // resident page memory of a Cache never exceeds its limit, and a frame
 // that was touched once costs no page fault when it is used again.
 //
-// The arena is one anonymous private mapping (mmap), advised to use
-// transparent huge pages: a frame the program never touched costs nothing,
-// and first touches fault 2 MiB at a time where the kernel allows it.
+// The arena is one anonymous private mapping (mmap): a frame the program
+// never touched costs nothing. (We tried MADV_HUGEPAGE: first touches then
+// fault 2 MiB at a time, but where the kernel compacts memory on such
+// faults, as with defrag=madvise, the writer stalled in the kernel and the
+// sequential write got slower.)
 // Freed frames are not given back to the kernel (no MADV_DONTNEED per
 // free): the arena stays bounded by the limit anyway. Cache.Close unmaps
 // it; a cache never closed is unmapped once neither it nor any page holding
@@ -80,7 +82,6 @@ func newArena(n int64) *arena {
 		mem, err := unix.Mmap(-1, 0, int(a.nframes)*PageSize,
 			unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 		if err == nil {
-			unix.Madvise(mem, unix.MADV_HUGEPAGE) // advice only
 			a.region = &region{mem: mem}
 			runtime.AddCleanup(a, (*region).unmap, a.region)
 		}

@@ -379,7 +379,8 @@ func (c *Cache) shrink(want int) int {
 	c.mu.Lock()
 	budget := 2 * c.lruLen // two sweeps: the first may only clear bits
 	c.mu.Unlock()
-	var batch []*Page
+	var arr [32]*Page // no allocation for the one page an allocation wants
+	batch := arr[:0]
 	for freed < want && budget > 0 {
 		batch = batch[:0]
 		c.mu.Lock()

@@ -107,6 +107,11 @@ func (o *memOps) WritePage(p *Page, wbc *WritebackControl) error {
 // WritePages is a small write_cache_pages: dirty (or, for SyncAll, the
 // towrite-tagged) pages in index order.
 func (o *memOps) WritePages(m *Mapping, wbc *WritebackControl) error {
+	return o.writePagesWith(m, wbc, o.WritePage)
+}
+
+// writePagesWith is WritePages writing each page with writePage.
+func (o *memOps) writePagesWith(m *Mapping, wbc *WritebackControl, writePage func(*Page, *WritebackControl) error) error {
 	start, end := int64(0), int64(math.MaxInt64)
 	if !wbc.RangeCyclic && (wbc.RangeStart != 0 || wbc.RangeEnd != 0) {
 		start, end = wbc.RangeStart>>PageShift, wbc.RangeEnd>>PageShift
@@ -139,7 +144,7 @@ func (o *memOps) WritePages(m *Mapping, wbc *WritebackControl) error {
 				p.Unlock()
 				continue
 			}
-			if err := o.WritePage(p, wbc); err != nil {
+			if err := writePage(p, wbc); err != nil {
 				return err
 			}
 			wbc.NrToWrite--

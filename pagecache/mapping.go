@@ -338,13 +338,16 @@ func (m *Mapping) gang(index *int64, end int64, tag Tag, max int) []*Page {
 	if max <= 0 || *index > end {
 		return nil
 	}
-	var out []*Page
+	// One allocation for the usual small batch (a pagevec), rather than
+	// one per doubling.
+	out := make([]*Page, 0, min(max, 64))
 	m.mu.Lock()
 	m.tree.gather(*index, end, tag, max, &out)
 	m.mu.Unlock()
-	if len(out) > 0 {
-		*index = out[len(out)-1].Index + 1
+	if len(out) == 0 {
+		return nil
 	}
+	*index = out[len(out)-1].Index + 1
 	return out
 }
 
