@@ -109,8 +109,12 @@ func walkTree(fsys *FS, lim walkLimits, cancel *atomic.Bool) *walkResult {
 	type dirRef struct {
 		ino  uint32
 		path string
+		// pathOK: every name on the path can be looked up (none is
+		// empty, holds a slash or NUL or is there twice, as corrupt
+		// names may).
+		pathOK bool
 	}
-	queue := []dirRef{{layout.RootIno, ""}}
+	queue := []dirRef{{layout.RootIno, "", true}}
 	seen := map[uint32]bool{layout.RootIno: true}
 	buf := make([]byte, lim.chunk)
 	stop := func(why string) bool {
@@ -143,6 +147,10 @@ func walkTree(fsys *FS, lim walkLimits, cancel *atomic.Bool) *walkResult {
 		if err != nil {
 			r.fail("ReadDir", d.path+"/", err) // the entries before the bad block are still walked
 		}
+		names := map[string]int{} // a duplicate name (corrupt) makes paths through it ambiguous
+		for _, e := range ents {
+			names[e.Name]++
+		}
 		for i, e := range ents {
 			if e.Name == "." || e.Name == ".." {
 				continue
@@ -155,15 +163,17 @@ func walkTree(fsys *FS, lim walkLimits, cancel *atomic.Bool) *walkResult {
 			// LookupIn scans the directory linearly, as Linux ext2 does:
 			// resolving every name of a directory of n entries costs n²,
 			// so big directories are sampled.
-			if i < lim.dirLookups || i%lim.dirLookups == 0 {
+			// An empty name (name_len 0, which e2fsck calls corrupt)
+			// cannot be looked up at all.
+			if e.Name != "" && (i < lim.dirLookups || i%lim.dirLookups == 0) {
 				if n, err := fsys.LookupIn(dir, e.Name); err != nil {
 					r.fail("LookupIn", p, err)
 				} else if n != e.Ino && !slices.ContainsFunc(ents, func(o DirEntry) bool { return o.Name == e.Name && o.Ino == n }) {
 					r.fail("LookupIn", p, fmt.Errorf("got inode %d, want %d as ReadDir listed", n, e.Ino))
 				}
 			}
-			// A name with a slash or NUL in it (corrupt) cannot be a path.
-			if r.entries <= lim.lookups && !strings.ContainsAny(e.Name, "/\x00") {
+			pathOK := d.pathOK && e.Name != "" && !strings.ContainsAny(e.Name, "/\x00") && names[e.Name] == 1
+			if r.entries <= lim.lookups && pathOK {
 				if ino, err := fsys.Lookup(p); err != nil {
 					r.fail("Lookup", p, err)
 				} else {
@@ -179,7 +189,7 @@ func walkTree(fsys *FS, lim walkLimits, cancel *atomic.Bool) *walkResult {
 			case ino.IsDir():
 				if !seen[e.Ino] {
 					seen[e.Ino] = true
-					queue = append(queue, dirRef{e.Ino, p})
+					queue = append(queue, dirRef{e.Ino, p, pathOK})
 				}
 			case ino.IsSymlink():
 				r.symlinks++
