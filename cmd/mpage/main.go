@@ -146,6 +146,7 @@ Try "mpage demo" first.`,
 		newTouchCmd(a),
 		newDfCmd(a),
 		newDemoCmd(a),
+		newMountCmd(a),
 	)
 	return root
 }
