@@ -3,7 +3,6 @@ package ext2
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/mpagefs/mpage/ext2/layout"
 )
@@ -16,9 +15,6 @@ type DirEntry struct {
 	// filesystem without the filetype feature).
 	Type uint8
 }
-
-// maxSymlinkHops bounds symlink resolution in Lookup (MAXSYMLINKS).
-const maxSymlinkHops = 40
 
 // dirBlocks calls fn with the entries of each block of directory dir, in
 // order, parsed and checked as fs/ext2/dir.c:ext2_check_page() does. A
@@ -156,66 +152,6 @@ func (fs *FS) Root() (*Inode, error) { return fs.Iget(layout.RootIno) }
 
 // Lookup resolves a slash-separated path from the root and returns its
 // inode with a reference (path_lookupat). Symbolic links in the middle of
-// the path are followed; a final one is not (lstat semantics). "." and
-// ".." are looked up as the names they are on disk.
-func (fs *FS) Lookup(path string) (*Inode, error) {
-	cur, err := fs.Root()
-	if err != nil {
-		return nil, err
-	}
-	parts := splitPath(path)
-	hops := 0
-	for len(parts) > 0 {
-		name := parts[0]
-		parts = parts[1:]
-		if !cur.IsDir() {
-			fs.Iput(cur)
-			return nil, fmt.Errorf("%w: %q in %q", ErrNotDir, name, path)
-		}
-		n, err := fs.LookupIn(cur, name)
-		if err != nil {
-			fs.Iput(cur)
-			return nil, err
-		}
-		next, err := fs.Iget(n)
-		if err != nil {
-			fs.Iput(cur)
-			return nil, err
-		}
-		if next.IsSymlink() && len(parts) > 0 {
-			hops++
-			if hops > maxSymlinkHops {
-				fs.Iput(next)
-				fs.Iput(cur)
-				return nil, fmt.Errorf("ext2: too many symbolic links in %q", path)
-			}
-			target, err := fs.ReadLink(next)
-			fs.Iput(next)
-			if err != nil {
-				fs.Iput(cur)
-				return nil, err
-			}
-			if strings.HasPrefix(target, "/") {
-				fs.Iput(cur)
-				if cur, err = fs.Root(); err != nil {
-					return nil, err
-				}
-			}
-			parts = append(splitPath(target), parts...)
-			continue
-		}
-		fs.Iput(cur)
-		cur = next
-	}
-	return cur, nil
-}
-
-func splitPath(p string) []string {
-	var out []string
-	for _, s := range strings.Split(p, "/") {
-		if s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
+// the path are followed; a final one is not (lstat semantics). It is
+// LookupPath(path, false).
+func (fs *FS) Lookup(path string) (*Inode, error) { return fs.LookupPath(path, false) }

@@ -3,6 +3,7 @@ package ext2
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"syscall"
 )
@@ -17,10 +18,12 @@ var (
 	// this package does not implement; the error names them.
 	ErrUnsupported = errors.New("ext2: unsupported filesystem feature")
 	// ErrReadOnly is returned for a change to a filesystem mounted
-	// read-only, or remounted read-only after an error.
-	ErrReadOnly = errors.New("ext2: filesystem is read-only")
+	// read-only, or remounted read-only after an error. It wraps
+	// syscall.EROFS.
+	ErrReadOnly = fmt.Errorf("ext2: filesystem is read-only: %w", syscall.EROFS)
 	// ErrClosed is returned after Close.
-	ErrClosed = errors.New("ext2: filesystem is unmounted")
+	// It wraps fs.ErrClosed.
+	ErrClosed = fmt.Errorf("ext2: filesystem is unmounted: %w", fs.ErrClosed)
 	// ErrNoSpace is wrapped by allocation failures for lack of free blocks
 	// or inodes. It wraps syscall.ENOSPC, so errors.Is(err,
 	// syscall.ENOSPC) holds as well.

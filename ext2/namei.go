@@ -36,15 +36,12 @@ package ext2
 // called with no directory locked; Iput may delete an inode and lock it,
 // so it is called after every lock is dropped.
 //
-// renameMu is one mutex for every mounted filesystem of the process (FS
-// has no field for it); renames are rare enough that this costs little.
+// renameMu is FS.renameMu, one per mounted filesystem.
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -81,23 +78,13 @@ const LinkMax = 32000
 // rather than replace an existing name.
 const RenameNoReplace = 1 << 0
 
-// renameMu serialises renames (s_vfs_rename_mutex); see the lock order
-// at the top of this file.
-var renameMu sync.Mutex
-
 // maxLinkFollow is MAXSYMLINKS, the most symbolic links one path
 // resolution follows.
 const maxLinkFollow = 40
 
-// writableErr returns the error for a change to fs, nil if it may be
-// changed: ErrReadOnly also wraps EROFS here.
-func (fs *FS) writableErr() error {
-	err := fs.checkWritable()
-	if errors.Is(err, ErrReadOnly) {
-		return fmt.Errorf("%w: %w", err, syscall.EROFS)
-	}
-	return err
-}
+// writableErr returns the error for a change to fs (ErrReadOnly, which
+// wraps EROFS), nil if it may be changed.
+func (fs *FS) writableErr() error { return fs.checkWritable() }
 
 // checkName checks a name to create: 1 to 255 bytes with no '/' or NUL
 // (EINVAL, ENAMETOOLONG). "." and ".." always exist (EEXIST).
@@ -518,8 +505,8 @@ func (fs *FS) Rename(oldDir *Inode, oldName string, newDir *Inode, newName strin
 		}
 	}
 
-	renameMu.Lock()
-	defer renameMu.Unlock()
+	fs.renameMu.Lock()
+	defer fs.renameMu.Unlock()
 	oldUp, err := fs.ancestors(oldDir)
 	if err != nil {
 		return err

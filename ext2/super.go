@@ -119,6 +119,10 @@ type FS struct {
 	// syncMu serialises Sync and Close.
 	syncMu sync.Mutex
 
+	// renameMu serialises renames (s_vfs_rename_mutex); see the lock
+	// order in namei.go.
+	renameMu sync.Mutex
+
 	sbMu struct {
 		sync.Mutex
 		sb        *layout.Superblock // the in-memory superblock; counts filled at write

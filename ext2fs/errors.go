@@ -25,21 +25,15 @@ func errnoError(errno syscall.Errno, msg string) error {
 }
 
 // mapErr makes an error of package ext2 answer errors.Is for the io/fs
-// sentinels and the errno it stands for: ext2.ErrReadOnly is EROFS,
-// ext2.ErrClosed is fs.ErrClosed, EINVAL is fs.ErrInvalid as well.
+// sentinel its errno stands for: EINVAL is fs.ErrInvalid as well.
 // ENOENT, EEXIST, ENOTEMPTY and EPERM already answer for fs.ErrNotExist,
-// fs.ErrExist and fs.ErrPermission through syscall.Errno.Is.
+// fs.ErrExist and fs.ErrPermission through syscall.Errno.Is, and
+// ext2.ErrReadOnly and ext2.ErrClosed wrap EROFS and fs.ErrClosed.
 func mapErr(err error) error {
 	if err == nil {
 		return nil
 	}
 	var also []error
-	switch {
-	case errors.Is(err, ext2.ErrReadOnly) && !errors.Is(err, syscall.EROFS):
-		also = append(also, syscall.EROFS)
-	case errors.Is(err, ext2.ErrClosed) && !errors.Is(err, fs.ErrClosed):
-		also = append(also, fs.ErrClosed)
-	}
 	if errors.Is(err, syscall.EINVAL) && !errors.Is(err, fs.ErrInvalid) {
 		also = append(also, fs.ErrInvalid)
 	}
