@@ -3,17 +3,21 @@ package fusemount
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mpagefs/mpage/ext2fs"
 	"github.com/mpagefs/mpage/internal/oracle"
+	"golang.org/x/sys/unix"
 )
 
 // requireFuse skips the test where a FUSE mount cannot be made: no
@@ -422,4 +426,178 @@ func TestPermissions(t *testing.T) {
 	if out := oracle.Debugfs(t, image, "stat /shared/theirs"); !strings.Contains(out, "User: 65534") {
 		t.Errorf("debugfs stat /shared/theirs: want User: 65534 in\n%s", out)
 	}
+}
+
+// TestSetattrAndSpecialFiles changes modes, owners, times and sizes and
+// makes device nodes, fifos and links through the mount, and finds the
+// same attributes in the image through the kernel's ext2 driver.
+func TestSetattrAndSpecialFiles(t *testing.T) {
+	image := oracle.MkfsImage(t, oracle.MkfsOptions{SizeBytes: 8 << 20})
+	m := mountImage(t, image, Options{})
+	if err := os.WriteFile(m.path("f"), bytes.Repeat([]byte{'x'}, 10000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	steps := []struct {
+		name string
+		do   func() error
+	}{
+		// chown clears set-user-ID (even by root): chmod after it.
+		{"chown", func() error { return os.Chown(m.path("f"), 1234, 5678) }},
+		{"chmod", func() error { return syscall.Chmod(m.path("f"), 0o4751) }},
+		{"truncate", func() error { return os.Truncate(m.path("f"), 3000) }},
+		{"chtimes", func() error { return os.Chtimes(m.path("f"), mtime, mtime) }},
+		{"mknod char", func() error { return syscall.Mknod(m.path("null"), syscall.S_IFCHR|0o644, int(unix.Mkdev(1, 3))) }},
+		{"mknod block", func() error { return syscall.Mknod(m.path("blk"), syscall.S_IFBLK|0o600, int(unix.Mkdev(259, 70000))) }},
+		{"mkfifo", func() error { return syscall.Mkfifo(m.path("fifo"), 0o640) }},
+		{"symlink", func() error { return os.Symlink("f", m.path("link")) }},
+		{"lchown symlink", func() error { return os.Lchown(m.path("link"), 42, 43) }},
+		{"link", func() error { return os.Link(m.path("f"), m.path("f2")) }},
+		{"sticky dir", func() error {
+			if err := os.Mkdir(m.path("tmp"), 0o777); err != nil {
+				return err
+			}
+			return os.Chmod(m.path("tmp"), 0o777|os.ModeSticky)
+		}},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("%s through the mount: %v", s.name, err)
+		}
+	}
+	check := func(where, root string) {
+		t.Helper()
+		type want struct {
+			mode     uint32
+			uid, gid uint32
+			size     int64
+			rdev     uint64
+			nlink    uint64
+		}
+		wants := map[string]want{
+			"f":    {mode: syscall.S_IFREG | 0o4751, uid: 1234, gid: 5678, size: 3000, nlink: 2},
+			"f2":   {mode: syscall.S_IFREG | 0o4751, uid: 1234, gid: 5678, size: 3000, nlink: 2},
+			"null": {mode: syscall.S_IFCHR | 0o644, rdev: unix.Mkdev(1, 3), nlink: 1},
+			"blk":  {mode: syscall.S_IFBLK | 0o600, rdev: unix.Mkdev(259, 70000), nlink: 1},
+			"fifo": {mode: syscall.S_IFIFO | 0o640, nlink: 1},
+			"link": {mode: syscall.S_IFLNK | 0o777, uid: 42, gid: 43, size: 1, nlink: 1},
+			"tmp":  {mode: syscall.S_IFDIR | 0o1777, nlink: 2},
+		}
+		for name, w := range wants {
+			var st syscall.Stat_t
+			if err := syscall.Lstat(filepath.Join(root, name), &st); err != nil {
+				t.Errorf("%s: lstat %s: %v", where, name, err)
+				continue
+			}
+			got := want{mode: st.Mode, uid: st.Uid, gid: st.Gid, rdev: st.Rdev, nlink: st.Nlink}
+			if st.Mode&syscall.S_IFMT == syscall.S_IFREG || st.Mode&syscall.S_IFMT == syscall.S_IFLNK {
+				got.size = st.Size
+			}
+			if name == "tmp" || name == "null" || name == "blk" || name == "fifo" {
+				got.uid, got.gid = w.uid, w.gid // made by root: 0:0
+			}
+			if got != w {
+				t.Errorf("%s: %s: got %+v, want %+v", where, name, got, w)
+			}
+		}
+		fi, err := os.Stat(filepath.Join(root, "f"))
+		if err != nil || !fi.ModTime().Equal(mtime) {
+			t.Errorf("%s: mtime of f: %v (%v), want %v", where, fi.ModTime(), err, mtime)
+		}
+	}
+	check("through the mount", m.dir)
+	m.unmount(t)
+	oracle.RequireClean(t, image)
+	check("kernel loop mount", oracle.LoopMount(t, image, true))
+}
+
+// TestConcurrentNamespace creates, renames across directories, stats,
+// lists and removes files from several goroutines at once; every
+// operation must succeed, and the image must be clean afterwards.
+func TestConcurrentNamespace(t *testing.T) {
+	image := oracle.MkfsImage(t, oracle.MkfsOptions{SizeBytes: 16 << 20})
+	m := mountImage(t, image, Options{})
+	const workers, rounds = 4, 60
+	for i := range workers {
+		if err := os.Mkdir(m.path(fmt.Sprintf("w%d", i)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(m.path("shared"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*rounds)
+	stop := make(chan struct{})
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range rounds {
+				name := m.path(fmt.Sprintf("w%d/f%d", w, r))
+				data := bytes.Repeat([]byte{byte(w), byte(r)}, 1000*(r%5+1))
+				if err := os.WriteFile(name, data, 0o644); err != nil {
+					errs <- err
+					return
+				}
+				moved := m.path(fmt.Sprintf("shared/w%d-f%d", w, r))
+				if err := os.Rename(name, moved); err != nil {
+					errs <- err
+					return
+				}
+				got, err := os.ReadFile(moved)
+				if err != nil || !bytes.Equal(got, data) {
+					errs <- fmt.Errorf("reading %s after the move: %v (equal %v)", moved, err, bytes.Equal(got, data))
+					return
+				}
+				if err := os.Chmod(moved, 0o600); err != nil {
+					errs <- err
+					return
+				}
+				if r%2 == 0 {
+					if err := os.Remove(moved); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		}()
+	}
+	listerDone := make(chan struct{})
+	go func() {
+		defer close(listerDone)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := os.ReadDir(m.path("shared")); err != nil {
+				errs <- fmt.Errorf("listing: %v", err)
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	<-listerDone
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	ents, err := os.ReadDir(m.path("shared"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := workers * rounds / 2; len(ents) != want {
+		t.Errorf("shared holds %d files, want %d", len(ents), want)
+	}
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, %v; want mode 0600", e.Name(), fi, err)
+		}
+	}
+	m.unmount(t)
+	oracle.RequireClean(t, image)
 }
