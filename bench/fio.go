@@ -94,7 +94,7 @@ func (b *bench) runFio() {
 		"sequential 1 MiB writes (`--rw=write --bs=1M --end_fsync=1`, then unmount), then, after dropping the OS page cache "+
 		"and mounting again, sequential 1 MiB reads and random 4 KiB reads (`--rw=randread --bs=4k`, at most %d s). "+
 		"The write job stores crc32c verification headers every 4 KiB (`--verify=crc32c --verify_interval=4096 --do_verify=0`); "+
-		"both read jobs check them (`--verify=crc32c`), so a read that returns wrong data fails the run. "+
+		"both read jobs check them (`--verify=crc32c --verify_fatal=1`), so a read that returns wrong data fails the run. "+
 		"After the write, `e2fsck -fn` must find the image clean. CPU and peak RSS are the FUSE daemon's, over both mounts.",
 		b.sys.versions["fio"], humanBytes(w.size), humanBytes(roundUp(w.size+w.size/8+64<<20, 4<<20)), b.cfg.fioTime)
 	total := b.cfg.warmup + b.cfg.runs
@@ -140,7 +140,7 @@ func (b *bench) fioOnce(p *fioPeer) (r fioRun) {
 	m := newMeter()
 	file := filepath.Join(b.mnt, "fio.dat")
 	size := fmt.Sprint(b.cfg.size)
-	common := []string{"--filename=" + file, "--size=" + size, "--ioengine=psync", "--verify=crc32c", "--verify_interval=4096"}
+	common := []string{"--filename=" + file, "--size=" + size, "--ioengine=psync", "--verify=crc32c", "--verify_interval=4096", "--verify_fatal=1"}
 	session := func(body func() error) error {
 		prog, args := p.mount(image, b.mnt)
 		// The daemon's own rusage is what counts: fio's is the same
@@ -204,8 +204,15 @@ func (b *bench) fioJob(args []string) (fioJobResult, error) {
 	out := filepath.Join(b.work, "fio.json")
 	defer os.Remove(out)
 	args = append(args, "--output-format=json", "--output="+out)
-	if _, err := run(nil, nil, tool("fio"), args...); err != nil {
+	stderr, err := run(nil, nil, tool("fio"), args...)
+	if err != nil {
 		return fioJobResult{}, err
+	}
+	// Without --verify_fatal, fio 3.33 reports a sequential read's
+	// verification failure only on stderr and exits 0; the suite sets it,
+	// and checks stderr as well.
+	if i := strings.Index(stderr, "verify failed"); i >= 0 {
+		return fioJobResult{}, fmt.Errorf("fio: %s", strings.TrimSpace(stderr[i:min(len(stderr), i+200)]))
 	}
 	data, err := os.ReadFile(out)
 	if err != nil {

@@ -115,7 +115,7 @@ func (b *bench) markdown(svgRel string) string {
 	p("- **MB/s** is payload (10^6 bytes) per median second. **× best** is the median over the fastest file-system peer's (raw dd is not a file-system peer); **× raw** is over raw dd's median on the same disk.\n")
 	p("- **Req/MiB** is device requests per MiB of payload, reads / writes: for mpage the image file reads and writes it issued (`--stats=json`: `read_calls`, `write_calls`); for the kernel the requests its loop device completed between attach and detach (`/sys/block/loopN/stat` fields 1 and 5); for dd the records it read and wrote. Other peers' requests are not counted (—).\n")
 	p("- **Peak RSS** is the largest maximum resident set size of the processes of a run (rusage of each child, `ProcessState.SysUsage`); for the kernel that is `cp`/`cat`, not the kernel's own memory, for fuse2fs the larger of the daemon and `cp`/`cat`. **CPU s** is user+system time of those processes (median); the kernel's own work in its flusher and loop threads is not in it. "+
-		"Linux records, when a child calls exec, the resident size of the process it was forked from: so no peak RSS here is below the bench program's own, %d MiB in this run, and a value at that floor means \"at most that\".\n", b.selfHWMKiB>>10)
+		"Linux counts into a child's peak, when it calls exec, the peak resident size of the process it was forked from (the bench program: at most %d MiB in this run), so small values near that floor mean \"at most that\".\n", b.selfHWMKiB>>10)
 	p("- A run that failed its verification, or whose command failed, makes the row **FAILED**: it gets no time and is never counted as the fastest.\n\n")
 
 	for _, w := range b.workloads {
