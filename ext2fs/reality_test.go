@@ -693,3 +693,93 @@ func TestRealityMke2fsImages(t *testing.T) {
 		}
 	}
 }
+
+// TestRealityKernelIndexedDirectory has the kernel make a directory large
+// enough for an htree index (dir_index is in mke2fs's default features,
+// and this kernel's driver builds indexes), then adds and removes entries
+// through our API, and has e2fsck and the kernel check the result: every
+// name must still be found by the kernel's lookup, which trusts an index
+// unless the directory's index flag was cleared as Linux's ext2 does.
+func TestRealityKernelIndexedDirectory(t *testing.T) {
+	requireRoot(t)
+	const n = 2000
+	name := func(i int) string { return fmt.Sprintf("entry-%04d-%s", i, strings.Repeat("x", 40)) }
+	image := oracle.MkfsImage(t, oracle.MkfsOptions{SizeBytes: 32 << 20, BlockSize: 1024})
+	mnt := oracle.LoopMount(t, image, false)
+	if err := os.Mkdir(filepath.Join(mnt, "big"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := os.WriteFile(filepath.Join(mnt, "big", name(i)), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	oracle.Umount(t, mnt)
+	oracle.RequireClean(t, image)
+	st := oracle.DebugfsStat(t, image, "/big")
+	const indexFl = 0x1000 // EXT2_INDEX_FL
+	t.Logf("the kernel's directory: %d bytes, flags %#x (indexed: %v)", st.Size, st.Flags, st.Flags&indexFl != 0)
+
+	want := map[string]bool{}
+	for i := range n {
+		want[name(i)] = true
+	}
+	fsys, err := ext2fs.Open(image, ext2fs.Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { fsys.Close() })
+	ents, err := fsys.ReadDir("big")
+	if err != nil {
+		t.Fatalf("ReadDir: %v", err)
+	}
+	if len(ents) != n {
+		t.Errorf("ReadDir: %d entries, want %d", len(ents), n)
+	}
+	for _, e := range ents {
+		if !want[e.Name()] {
+			t.Errorf("ReadDir: unexpected entry %q", e.Name())
+		}
+	}
+	for i := 0; i < n; i += 7 {
+		if err := fsys.Remove("big/" + name(i)); err != nil {
+			t.Fatalf("Remove: %v", err)
+		}
+		delete(want, name(i))
+	}
+	for i := range 300 {
+		nm := fmt.Sprintf("added-%03d-%s", i, strings.Repeat("y", 30))
+		f, err := fsys.Create("big/" + nm)
+		if err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		f.Close()
+		want[nm] = true
+	}
+	if err := fsys.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	oracle.RequireClean(t, image)
+	if f := oracle.DebugfsStat(t, image, "/big").Flags; f&indexFl != 0 {
+		t.Errorf("after our changes the directory's flags are %#x: the stale index is still flagged (Linux's ext2_add_link clears EXT2_INDEX_FL)", f)
+	}
+
+	mnt = oracle.LoopMount(t, image, true)
+	for nm := range want {
+		if _, err := os.Lstat(filepath.Join(mnt, "big", nm)); err != nil {
+			t.Errorf("the kernel cannot look up %s: %v", nm, err)
+		}
+	}
+	for i := 0; i < n; i += 7 {
+		if _, err := os.Lstat(filepath.Join(mnt, "big", name(i))); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the kernel looks up removed %s: %v, want not exist", name(i), err)
+		}
+	}
+	got, err := os.ReadDir(filepath.Join(mnt, "big"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Errorf("the kernel lists %d entries, want %d", len(got), len(want))
+	}
+}
