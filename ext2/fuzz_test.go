@@ -68,9 +68,9 @@ func checkErrs(t *testing.T, what string, errs []walkError) {
 }
 
 // seedImage is a small image made by Format, populated through this
-// package: a directory, files of 0, 100, 5000 and 13000 bytes (the last
-// needs an indirect block at 1 KiB blocks), a hard link, fast and slow
-// symlinks and a fifo. It returns the image and the inode numbers of
+// package: files f0 and f5000 in the root, f100 and f13000 (which needs
+// an indirect block at 1 KiB blocks) in /dir, /hardlink to f13000, fast
+// and slow symlinks /fast and /slow, and a fifo /fifo. It returns the image and the inode numbers of
 // the root's entries by name.
 func seedImage(tb testing.TB, size int64, opts FormatOptions) ([]byte, map[string]uint32) {
 	tb.Helper()
@@ -232,6 +232,14 @@ type fuzzBase struct {
 	inodeOff  map[uint32]int64 // byte offset of each inode of the root's entries
 	dirBlock  map[string]int64 // byte offset of the first block of "/" and "/dir"
 	inos      map[string]uint32
+	// meta lists the other metadata FuzzMetadata splices into.
+	meta []fuzzRegion
+}
+
+// fuzzRegion is a byte range of the base image holding one structure.
+type fuzzRegion struct {
+	name     string
+	off, len int64
 }
 
 func newFuzzBase(tb testing.TB) *fuzzBase {
@@ -260,76 +268,114 @@ func newFuzzBase(tb testing.TB) *fuzzBase {
 		}
 		b.dirBlock[p] = blk * int64(fsys.blockSize)
 	}
+	bs := int64(fsys.blockSize)
+	g := fsys.groups[0]
+	b.meta = []fuzzRegion{
+		{"superblock", layout.SuperblockOffset, layout.SuperblockSize},
+		{"group descriptors", (int64(fsys.firstDataBlock) + 1) * bs, bs},
+		{"block bitmap", g.blockBitmap * bs, bs},
+		{"inode bitmap", g.inodeBitmap * bs, bs},
+	}
+	for _, p := range []string{"/hardlink", "/slow"} {
+		ino, err := fsys.Lookup(p)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		var blk int64
+		if p == "/hardlink" {
+			blk = int64(ino.Disk().Block[layout.IndBlock]) // the indirect block
+		} else {
+			blk, _, err = ino.MapBlock(0, false)
+		}
+		fsys.Iput(ino)
+		if err != nil || blk == 0 {
+			tb.Fatalf("block of %s: %d, %v", p, blk, err)
+		}
+		b.meta = append(b.meta, fuzzRegion{"block of " + p, blk * bs, bs})
+	}
 	return b
 }
 
 // changeTree mounts img read-write and changes it with every namespace
-// and file operation, tolerating their errors: it must only not panic or
-// hang. Then it unmounts, mounts again read-only and walks the result.
-// It returns the errors of the walks (the changes may fail for any
-// reason a corrupt filesystem gives).
-func changeTree(img []byte, cancel *atomic.Bool) (walkErrs []walkError) {
+// and file operation: it must not panic or hang, whatever the image.
+// Then it unmounts, mounts again read-only and walks the result. It
+// returns the errors of the walks, the errors of the changes (which may
+// fail for any reason a corrupt filesystem gives) and the image as
+// changed.
+func changeTree(img []byte, cancel *atomic.Bool) (walkErrs, opErrs []walkError, out []byte) {
 	dev := memDevice(img)
 	fsys, err := Mount(dev, Options{Name: fuzzName, Errors: ErrorsContinue})
 	if err != nil {
-		return []walkError{{"Mount", "", err}}
+		return []walkError{{"Mount", "", err}}, nil, nil
 	}
 	walkErrs = append(walkErrs, walkTree(fsys, fuzzLimits, cancel).errs...)
+	op := func(name, path string, err error) bool {
+		if err != nil {
+			opErrs = append(opErrs, walkError{name, path, err})
+		}
+		return err == nil
+	}
+	write := func(ino *Inode, path string, data []byte, offs ...int64) {
+		f, err := fsys.Open(ino, true)
+		if !op("Open", path, err) {
+			return
+		}
+		for _, off := range offs {
+			_, err := f.WriteAt(data, off)
+			op("WriteAt", path, err)
+		}
+		op("Sync", path, f.Sync())
+		op("Truncate", path, f.Truncate(100))
+		op("Close", path, f.Close())
+	}
 	root, err := fsys.Root()
-	if err == nil {
+	if op("Root", "/", err) {
 		data := pattern(7, 3000)
-		if ino, err := fsys.Create(root, "new", 0o644, 0, 0); err == nil {
-			if f, err := fsys.Open(ino, true); err == nil {
-				f.WriteAt(data, 0)
-				f.WriteAt(data, 20000)
-				f.Sync()
-				f.Truncate(100)
-				f.Close()
-			}
+		if ino, err := fsys.Create(root, "new", 0o644, 0, 0); op("Create", "/new", err) {
+			write(ino, "/new", data, 0, 20000)
 			fsys.Iput(ino)
 		}
-		for _, name := range []string{"f0", "f13000", "hardlink", "fifo", "fast", "slow"} {
-			if ino, err := fsys.Lookup("/" + name); err == nil {
+		for _, p := range []string{"/f0", "/f5000", "/hardlink", "/dir/f100"} {
+			if ino, err := fsys.Lookup(p); op("Lookup", p, err) {
 				if ino.IsRegular() {
-					if f, err := fsys.Open(ino, true); err == nil {
-						f.WriteAt(data, 12*1024) // the first indirect block at 1 KiB blocks
-						f.Truncate(50)
-						f.Close()
-					}
+					write(ino, p, data, 12*1024) // the first indirect block at 1 KiB blocks
 				}
 				fsys.Iput(ino)
 			}
 		}
-		if dir, err := fsys.Lookup("/dir"); err == nil {
+		if dir, err := fsys.Lookup("/dir"); op("Lookup", "/dir", err) {
 			if dir.IsDir() {
-				fsys.Rename(root, "f0", dir, "moved", 0)
-				fsys.Rename(dir, "f100", root, "back", 0)
-				if sub, err := fsys.Mkdir(dir, "sub", 0o755, 0, 0); err == nil {
+				op("Rename", "/f0", fsys.Rename(root, "f0", dir, "moved", 0))
+				op("Rename", "/dir/f100", fsys.Rename(dir, "f100", root, "back", 0))
+				if sub, err := fsys.Mkdir(dir, "sub", 0o755, 0, 0); op("Mkdir", "/dir/sub", err) {
 					fsys.Iput(sub)
 				}
-				fsys.Rmdir(dir, "sub")
-				fsys.Unlink(dir, "f5000")
-				fsys.ReadDirFrom(dir, 0, 100)
+				_, _, err := fsys.ReadDirFrom(dir, 0, 100)
+				op("ReadDirFrom", "/dir", err)
+				op("Rmdir", "/dir/sub", fsys.Rmdir(dir, "sub"))
+				op("Unlink", "/dir/f13000", fsys.Unlink(dir, "f13000"))
+				op("Unlink", "/dir/moved", fsys.Unlink(dir, "moved"))
 			}
 			fsys.Iput(dir)
 		}
-		if ino, err := fsys.Symlink(root, "link", strings.Repeat("z", 300), 0, 0); err == nil {
+		if ino, err := fsys.Symlink(root, "link", strings.Repeat("z", 300), 0, 0); op("Symlink", "/link", err) {
 			fsys.Iput(ino)
 		}
-		for _, name := range []string{"hardlink", "fast", "slow", "fifo", "new", "link"} {
-			fsys.Unlink(root, name)
+		for _, name := range []string{"hardlink", "fast", "slow", "fifo", "new", "link", "back", "f5000"} {
+			op("Unlink", "/"+name, fsys.Unlink(root, name))
 		}
-		fsys.Rmdir(root, "dir")
+		op("Rmdir", "/dir", fsys.Rmdir(root, "dir"))
 		fsys.Iput(root)
 	}
-	fsys.Close()
-	fsys, err = Mount(memDevice(dev.Bytes()), Options{ReadOnly: true, Name: fuzzName})
+	op("Close", "", fsys.Close())
+	out = dev.Bytes()
+	fsys, err = Mount(memDevice(out), Options{ReadOnly: true, Name: fuzzName})
 	if err != nil {
-		return append(walkErrs, walkError{"Mount again", "", err})
+		return append(walkErrs, walkError{"Mount again", "", err}), opErrs, out
 	}
 	walkErrs = append(walkErrs, walkTree(fsys, fuzzLimits, cancel).errs...)
 	fsys.Close()
-	return walkErrs
+	return walkErrs, opErrs, out
 }
 
 // FuzzInode splices its input over an inode of a populated image (the
@@ -338,8 +384,11 @@ func changeTree(img []byte, cancel *atomic.Bool) (walkErrs []walkError) {
 // the block map, truncate and eviction must cope with any inode.
 func FuzzInode(f *testing.F) {
 	base := newFuzzBase(f)
-	names := []string{".", "dir", "f0", "f13000", "fast", "slow", "fifo"}
+	names := []string{".", "dir", "f0", "hardlink", "fast", "slow", "fifo"}
 	for i, name := range names {
+		if base.inos[name] == 0 {
+			f.Fatalf("no %q in the base image's root", name)
+		}
 		off := base.inodeOff[base.inos[name]]
 		raw := base.img[off : off+int64(base.inodeSize)]
 		f.Add(append([]byte{byte(i)}, raw...))
@@ -353,7 +402,7 @@ func FuzzInode(f *testing.F) {
 		off := base.inodeOff[base.inos[name]]
 		copy(img[off:off+int64(base.inodeSize)], b[1:])
 		var errs []walkError
-		fuzzRun(t, func(cancel *atomic.Bool) { errs = changeTree(img, cancel) })
+		fuzzRun(t, func(cancel *atomic.Bool) { errs, _, _ = changeTree(img, cancel) })
 		checkErrs(t, "inode of "+name, errs)
 	})
 }
@@ -378,8 +427,39 @@ func FuzzDirBlock(f *testing.F) {
 		off := base.dirBlock[d]
 		copy(img[off:off+int64(base.blockSize)], b[1:])
 		var errs []walkError
-		fuzzRun(t, func(cancel *atomic.Bool) { errs = changeTree(img, cancel) })
+		fuzzRun(t, func(cancel *atomic.Bool) { errs, _, _ = changeTree(img, cancel) })
 		checkErrs(t, "directory block of "+d, errs)
+	})
+}
+
+// FuzzMetadata splices its input over one of the other structures of a
+// populated image (the first byte picks which: the superblock, the group
+// descriptors, the bitmaps, the indirect block of a file, the block of a
+// slow symlink) and runs changeTree: mount checks, allocation from bad
+// bitmaps, the block map through a bad indirect block and slow symlinks
+// must cope with any bytes.
+func FuzzMetadata(f *testing.F) {
+	base := newFuzzBase(f)
+	for i, r := range base.meta {
+		f.Add(append([]byte{byte(i)}, base.img[r.off:r.off+r.len]...))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) < 1 {
+			return
+		}
+		r := base.meta[int(b[0])%len(base.meta)]
+		img := bytes.Clone(base.img)
+		copy(img[r.off:r.off+r.len], b[1:])
+		var errs []walkError
+		fuzzRun(t, func(cancel *atomic.Bool) { errs, _, _ = changeTree(img, cancel) })
+		for _, e := range errs {
+			if errClass(e.err) == classUnsupported {
+				continue // a superblock with features we lack is refused
+			}
+			if bad := checkWalkError(e.err, fuzzName); bad != "" {
+				t.Errorf("%s: %s: %s", r.name, e, bad)
+			}
+		}
 	})
 }
 
@@ -426,4 +506,49 @@ func TestFuzzSeeds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestChangeTree runs the change sequence of FuzzInode, FuzzDirBlock and
+// FuzzMetadata on their unspliced base image: every change must work
+// there, so that the fuzz targets reach the code they mean to, and leave
+// a filesystem e2fsck finds clean.
+func TestChangeTree(t *testing.T) {
+	base := newFuzzBase(t)
+	var (
+		walkErrs, opErrs []walkError
+		out              []byte
+	)
+	if failure := withDeadline(fuzzDeadline, func(cancel *atomic.Bool) { walkErrs, opErrs, out = changeTree(base.img, cancel) }); failure != "" {
+		t.Fatal(failure)
+	}
+	for _, e := range append(walkErrs, opErrs...) {
+		t.Errorf("changeTree on the base image: %s", e)
+	}
+	// What is left: the root with lost+found only.
+	fsys, err := Mount(memDevice(out), Options{ReadOnly: true, Name: fuzzName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := fsys.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, err := fsys.ReadDir(root)
+	fsys.Iput(root)
+	fsys.Close()
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name)
+	}
+	if got, want := strings.Join(names, " "), ". .. lost+found"; err != nil || got != want {
+		t.Errorf("root after changeTree: got %q, %v; want %q", got, err, want)
+	}
+	if oracle.LookTool("e2fsck") == "" {
+		t.Skip("e2fsck not installed")
+	}
+	path := filepath.Join(t.TempDir(), "changed.img")
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	oracle.RequireClean(t, path)
 }
