@@ -15,13 +15,15 @@
 // are one node and a reused inode number is a new node.
 //
 // Nodes are named by path. ext2fs offers os-style calls on names, not on
-// inodes, so every operation on a node turns the node into its path in
+// inodes (nor on a directory handle, as openat does), so every operation on a node turns the node into its path in
 // the go-fuse tree (the last known parent of each node up to the root)
 // and checks, with Lstat, that the path still names the node's inode and
 // generation. Operations that remove or move names (unlink, rmdir,
 // rename) hold a mount-wide lock exclusively and all other path-based
 // operations hold it shared, so a checked path keeps naming the same inode
-// for the length of the operation. go-fuse updates its tree just after a
+// for the length of the operation. A path once checked is not checked
+// again until a name is removed or moved (a namespace generation counts
+// those). go-fuse updates its tree just after a
 // rename or unlink returns; an operation that finds its path stale in that
 // moment retries briefly, and otherwise fails with ENOENT: never does it
 // act on another file. Operations on an open file (read, write, fstat,
@@ -44,7 +46,8 @@
 // # Caching
 //
 // Our page cache is the source of truth for file data. The kernel keeps
-// names and attributes for one second (entry and attribute timeouts);
+// names, missing names and attributes for one second (entry, negative
+// entry and attribute timeouts);
 // nothing else changes the image while it is mounted, so this only bounds
 // how long a stale view could last. Files are opened without
 // FOPEN_KEEP_CACHE, so the kernel drops its own cached pages of a file at

@@ -162,7 +162,7 @@ var (
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	n.m.ns.RLock()
 	defer n.m.ns.RUnlock()
-	p, _, e := n.resolveLocked()
+	p, e := n.resolveLocked()
 	if e != 0 {
 		return nil, 0, e
 	}

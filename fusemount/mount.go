@@ -34,6 +34,9 @@ type Options struct {
 const (
 	entryTimeout = time.Second
 	attrTimeout  = time.Second
+	// negativeTimeout keeps "no such name" answers: every name made
+	// goes through the kernel, which then drops them.
+	negativeTimeout = time.Second
 	// maxWrite is the largest READ or WRITE request: 1 MiB, the most
 	// Linux allows (max_pages 256), so that sequential I/O reaches our
 	// page cache in large pieces.
@@ -63,6 +66,10 @@ type mount struct {
 	// path checked by resolveLocked names the same inode until the
 	// operation ends.
 	ns sync.RWMutex
+	// nsGen counts the operations that removed or moved names: a path
+	// checked at one generation names the same inode for as long as
+	// the generation stays. Written with ns held exclusively.
+	nsGen uint64
 
 	// lastMove is when the last rename, unlink or rmdir returned (Unix
 	// nanoseconds): go-fuse moves its tree just after, so a stale path
@@ -118,11 +125,12 @@ func Mount(fsys *ext2fs.FS, dir string, opts Options) (*Server, error) {
 	if m.readOnly {
 		mo.Options = append(mo.Options, "ro")
 	}
-	entry, attr := entryTimeout, attrTimeout
+	entry, attr, negative := entryTimeout, attrTimeout, negativeTimeout
 	gopts := &gofs.Options{
-		MountOptions: mo,
-		EntryTimeout: &entry,
-		AttrTimeout:  &attr,
+		MountOptions:    mo,
+		EntryTimeout:    &entry,
+		AttrTimeout:     &attr,
+		NegativeTimeout: &negative,
 		// Report modes as stored, also 0.
 		NullPermissions: true,
 		RootStableAttr:  &gofs.StableAttr{Ino: uint64(rootInfo.Ino), Gen: uint64(rootInfo.Generation)},

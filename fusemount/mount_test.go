@@ -50,6 +50,11 @@ type mounted struct {
 func mountImage(t *testing.T, image string, opts Options) *mounted {
 	t.Helper()
 	requireFuse(t)
+	return mountTB(t, image, opts)
+}
+
+func mountTB(t testing.TB, image string, opts Options) *mounted {
+	t.Helper()
 	fsys, err := ext2fs.Open(image, ext2fs.Options{ReadOnly: opts.ReadOnly, CacheLimit: 16 << 20})
 	if err != nil {
 		t.Fatalf("ext2fs.Open(%s): %v", image, err)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,6 +21,18 @@ import (
 type node struct {
 	gofs.Inode
 	m *mount // never changes
+
+	// verified is the last path found to name this inode, and the
+	// namespace generation (mount.nsGen) it was found at.
+	verified atomic.Pointer[verifiedPath]
+}
+
+// verifiedPath is a path checked to name a node's inode at a namespace
+// generation: while no name is removed or moved (the generation stays),
+// the same path still names the same inode.
+type verifiedPath struct {
+	path string
+	gen  uint64
 }
 
 var (
@@ -76,14 +89,29 @@ func (n *node) path() (p string, ok bool) {
 // parentPath is the name of the directory holding p.
 func parentPath(p string) string { return path.Dir(p) }
 
-// resolveLocked returns the path of n and its attributes, having checked
-// that the path names n's inode (number and generation). A node whose
-// path is gone or names another inode fails with ENOENT: it was unlinked
-// or moved. Just after a rename or unlink go-fuse may not have moved its
-// tree yet, so then the check is retried for a moment.
+// resolveLocked returns the path of n, having made sure that it names
+// n's inode (number and generation): either it was checked at the current
+// namespace generation, or statLocked checks it now.
 //
 // Preconditions: n.m.ns is held, shared or exclusively.
-func (n *node) resolveLocked() (string, fs.FileInfo, syscall.Errno) {
+func (n *node) resolveLocked() (string, syscall.Errno) {
+	if p, ok := n.path(); ok {
+		if v := n.verified.Load(); v != nil && v.gen == n.m.nsGen && v.path == p {
+			return p, 0
+		}
+	}
+	p, _, e := n.statLocked()
+	return p, e
+}
+
+// statLocked returns the path of n and its attributes, having checked
+// with Lstat that the path names n's inode (number and generation). A
+// node whose path is gone or names another inode fails with ENOENT: it
+// was unlinked or moved. Just after a rename or unlink go-fuse may not
+// have moved its tree yet, so then the check is retried for a moment.
+//
+// Preconditions: n.m.ns is held, shared or exclusively.
+func (n *node) statLocked() (string, fs.FileInfo, syscall.Errno) {
 	want := n.StableAttr()
 	for try := 0; ; try++ {
 		p, ok := n.path()
@@ -97,6 +125,7 @@ func (n *node) resolveLocked() (string, fs.FileInfo, syscall.Errno) {
 					return "", nil, e
 				}
 				if uint64(ii.Ino) == want.Ino && uint64(ii.Generation) == want.Gen {
+					n.verified.Store(&verifiedPath{path: p, gen: n.m.nsGen})
 					return p, fi, 0
 				}
 			} else if !errors.Is(err, fs.ErrNotExist) {
@@ -136,7 +165,7 @@ func (n *node) newChild(ctx context.Context, fi fs.FileInfo, out *fuse.EntryOut)
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	n.m.ns.RLock()
 	defer n.m.ns.RUnlock()
-	p, _, e := n.resolveLocked()
+	p, e := n.resolveLocked()
 	if e != 0 {
 		return nil, e
 	}
@@ -170,7 +199,7 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 	}
 	n.m.ns.RLock()
 	defer n.m.ns.RUnlock()
-	_, fi, e := n.resolveLocked()
+	_, fi, e := n.statLocked()
 	if e != 0 {
 		return e
 	}
@@ -208,7 +237,7 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	var p string
 	if needPath {
 		var e syscall.Errno
-		if p, _, e = n.resolveLocked(); e != 0 {
+		if p, e = n.resolveLocked(); e != 0 {
 			return e
 		}
 	}
@@ -273,6 +302,7 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	if err != nil {
 		return errno(err)
 	}
+	out.SetTimeout(attrTimeout)
 	return n.fillOut(fi, out)
 }
 
@@ -305,7 +335,7 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	}
 	n.m.ns.RLock()
 	defer n.m.ns.RUnlock()
-	p, _, e := n.resolveLocked()
+	p, e := n.resolveLocked()
 	if e != 0 {
 		return nil, 0, e
 	}
@@ -327,12 +357,12 @@ func caller(ctx context.Context) (uid, gid uint32, ok bool) {
 }
 
 // ownLocked gives the new file at cp the caller's uid, and its gid unless
-// the directory is set-group-ID (then package ext2 gave it the
-// directory's group, as inode_init_owner does). fi is its attributes,
-// dir those of its directory; the returned attributes are current.
+// its directory is set-group-ID (then package ext2 gave it the
+// directory's group, as inode_init_owner does). fi is its attributes;
+// the returned attributes are current.
 //
 // Preconditions: n.m.ns is held.
-func (n *node) ownLocked(ctx context.Context, cp string, dir, fi fs.FileInfo, stat func() (fs.FileInfo, error)) (fs.FileInfo, syscall.Errno) {
+func (n *node) ownLocked(ctx context.Context, cp string, fi fs.FileInfo, stat func() (fs.FileInfo, error)) (fs.FileInfo, syscall.Errno) {
 	uid, gid, ok := caller(ctx)
 	if !ok {
 		return fi, 0
@@ -345,8 +375,14 @@ func (n *node) ownLocked(ctx context.Context, cp string, dir, fi fs.FileInfo, st
 	if ii.UID != uid {
 		u = int(uid)
 	}
-	if dir.Mode()&fs.ModeSetgid == 0 && ii.GID != gid {
-		g = int(gid)
+	if ii.GID != gid {
+		dir, err := n.m.fsys.Lstat(parentPath(cp))
+		if err != nil {
+			return nil, errno(err)
+		}
+		if dir.Mode()&fs.ModeSetgid == 0 {
+			g = int(gid)
+		}
 	}
 	if u == -1 && g == -1 {
 		return fi, 0
@@ -365,13 +401,13 @@ func (n *node) ownLocked(ctx context.Context, cp string, dir, fi fs.FileInfo, st
 // node.
 //
 // Preconditions: n.m.ns is held.
-func (n *node) created(ctx context.Context, cp string, dir fs.FileInfo, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+func (n *node) created(ctx context.Context, cp string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	stat := func() (fs.FileInfo, error) { return n.m.fsys.Lstat(cp) }
 	fi, err := stat()
 	if err != nil {
 		return nil, errno(err)
 	}
-	fi, e := n.ownLocked(ctx, cp, dir, fi, stat)
+	fi, e := n.ownLocked(ctx, cp, fi, stat)
 	if e != 0 {
 		return nil, e
 	}
@@ -381,25 +417,25 @@ func (n *node) created(ctx context.Context, cp string, dir fs.FileInfo, out *fus
 // begin starts a change of the directory: it refuses a read-only mount,
 // takes the namespace lock shared and resolves the directory and the new
 // name. The caller calls n.m.ns.RUnlock when done.
-func (n *node) begin(name string) (cp string, dir fs.FileInfo, e syscall.Errno) {
+func (n *node) begin(name string) (cp string, e syscall.Errno) {
 	if n.m.readOnly {
-		return "", nil, syscall.EROFS
+		return "", syscall.EROFS
 	}
 	n.m.ns.RLock()
-	p, dir, e := n.resolveLocked()
+	p, e := n.resolveLocked()
 	if e == 0 {
 		cp, e = childPath(p, name)
 	}
 	if e != 0 {
 		n.m.ns.RUnlock()
 	}
-	return cp, dir, e
+	return cp, e
 }
 
 // Create creates and opens a regular file. Without O_EXCL an existing
 // file of the name is opened instead (a race with another creator).
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
-	cp, dir, e := n.begin(name)
+	cp, e := n.begin(name)
 	if e != 0 {
 		return nil, nil, 0, e
 	}
@@ -416,7 +452,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	}
 	fi, err := f.Stat()
 	if err == nil && made {
-		fi, e = n.ownLocked(ctx, cp, dir, fi, f.Stat)
+		fi, e = n.ownLocked(ctx, cp, fi, f.Stat)
 		if e != 0 {
 			f.Close()
 			return nil, nil, 0, e
@@ -436,7 +472,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 
 // Mkdir makes a directory.
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	cp, dir, e := n.begin(name)
+	cp, e := n.begin(name)
 	if e != 0 {
 		return nil, e
 	}
@@ -444,7 +480,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if err := n.m.fsys.Mkdir(cp, permMode(mode)); err != nil {
 		return nil, errno(err)
 	}
-	return n.created(ctx, cp, dir, out)
+	return n.created(ctx, cp, out)
 }
 
 // Mknod makes a device node, fifo, socket or empty regular file.
@@ -453,7 +489,7 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 	if !ok {
 		return nil, syscall.EINVAL
 	}
-	cp, dir, e := n.begin(name)
+	cp, e := n.begin(name)
 	if e != 0 {
 		return nil, e
 	}
@@ -461,12 +497,12 @@ func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, 
 	if err := n.m.fsys.Mknod(cp, typ|permMode(mode), uint64(dev)); err != nil {
 		return nil, errno(err)
 	}
-	return n.created(ctx, cp, dir, out)
+	return n.created(ctx, cp, out)
 }
 
 // Symlink makes a symbolic link to target.
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	cp, dir, e := n.begin(name)
+	cp, e := n.begin(name)
 	if e != 0 {
 		return nil, e
 	}
@@ -474,7 +510,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if err := n.m.fsys.Symlink(target, cp); err != nil {
 		return nil, errno(err)
 	}
-	return n.created(ctx, cp, dir, out)
+	return n.created(ctx, cp, out)
 }
 
 // Link makes name another link to target.
@@ -483,12 +519,12 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 	if !ok {
 		return nil, syscall.EXDEV
 	}
-	cp, _, e := n.begin(name)
+	cp, e := n.begin(name)
 	if e != 0 {
 		return nil, e
 	}
 	defer n.m.ns.RUnlock()
-	tp, _, e := t.resolveLocked()
+	tp, e := t.resolveLocked()
 	if e != 0 {
 		return nil, e
 	}
@@ -506,7 +542,7 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	n.m.ns.RLock()
 	defer n.m.ns.RUnlock()
-	p, _, e := n.resolveLocked()
+	p, e := n.resolveLocked()
 	if e != 0 {
 		return nil, e
 	}
@@ -529,6 +565,7 @@ func (n *node) beginMove() syscall.Errno {
 }
 
 func (m *mount) endMove() {
+	m.nsGen++
 	m.lastMove.Store(time.Now().UnixNano())
 	m.ns.Unlock()
 }
@@ -540,7 +577,7 @@ func (n *node) remove(name string, dir bool) syscall.Errno {
 		return e
 	}
 	defer n.m.endMove()
-	p, _, e := n.resolveLocked()
+	p, e := n.resolveLocked()
 	if e != 0 {
 		return e
 	}
@@ -585,11 +622,11 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 		return e
 	}
 	defer n.m.endMove()
-	p, _, e := n.resolveLocked()
+	p, e := n.resolveLocked()
 	if e != 0 {
 		return e
 	}
-	npp, _, e := np.resolveLocked()
+	npp, e := np.resolveLocked()
 	if e != 0 {
 		return e
 	}
