@@ -170,9 +170,37 @@ func mke2fsSeed(f *testing.F, size int64, extra ...string) []byte {
 	return b
 }
 
+// corpusSeeds returns the images of the e2fsprogs corpus (read in place,
+// never copied into the repository) of at most max bytes, or nothing
+// when the corpus is not there: mostly corrupt ext2 images of 100 KiB,
+// each broken in its own way.
+func corpusSeeds(f *testing.F, max int64) [][]byte {
+	f.Helper()
+	dir := os.Getenv(oracle.CorpusEnv)
+	if dir == "" {
+		dir = filepath.Join(oracle.RepoRoot(), "..", "shared", "corpus", "e2fsprogs-tests")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "INDEX.tsv")); err != nil {
+		return nil // oracle.Corpus would skip the whole target
+	}
+	var out [][]byte
+	for _, im := range oracle.Corpus(f) {
+		if im.RawBytes > max {
+			continue
+		}
+		b, err := os.ReadFile(im.Image(f))
+		if err != nil {
+			f.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
 // FuzzMount mounts any bytes as an image, read-only, and walks the whole
 // tree (walkTree): no panic, no hang, and every error of a known class
-// saying where.
+// saying where. Seeds: images made by Format and mke2fs -d, and the
+// corpus images of up to 256 KiB.
 func FuzzMount(f *testing.F) {
 	for _, s := range []struct {
 		size int64
@@ -190,6 +218,9 @@ func FuzzMount(f *testing.F) {
 		f.Add(b)
 	}
 	if b := mke2fsSeed(f, 256<<10, "-I", "128", "-O", "^resize_inode,^dir_index"); b != nil {
+		f.Add(b)
+	}
+	for _, b := range corpusSeeds(f, 256<<10) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
