@@ -46,6 +46,9 @@ func (f *File) Append(p []byte) (off int64, n int, err error) {
 		short = true
 	}
 	n, err = ino.m.Write(p, off)
+	if err != nil {
+		err = ino.writeFailedLocked(off+int64(len(p)), err)
+	}
 	if n > 0 {
 		now := time.Now()
 		ino.UpdateLocked(func(d *layout.Inode) {

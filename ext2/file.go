@@ -140,6 +140,9 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 		return 0, fmt.Errorf("%w: append-only file written at %d, size %d", ErrInvalid, off, ino.m.Size())
 	}
 	n, err := ino.m.Write(p, off)
+	if err != nil {
+		err = ino.writeFailedLocked(off+int64(len(p)), err)
+	}
 	if n > 0 {
 		now := time.Now()
 		ino.UpdateLocked(func(d *layout.Inode) {
@@ -154,6 +157,28 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 		return n, fmt.Errorf("%w: write stopped at the largest file size %d", ErrFileTooBig, max)
 	}
 	return n, nil
+}
+
+// writeFailedLocked undoes what a failed or short write left past the end
+// of the file, mirroring fs/ext2/inode.c:ext2_write_failed(): the write
+// stopped at a page whose write_begin may have allocated some of its
+// blocks (and an indirect block) before running out of space; lying past
+// the new size, they would leak into the file's block map beyond i_size.
+// When the write meant to go past the size (to), the pages past the size
+// are dropped (truncate_pagecache) and the blocks past it freed
+// (ext2_truncate_blocks). It returns werr, joined with any error of the
+// truncation.
+// Preconditions: ino.mu is held exclusively; ino is a regular file.
+func (ino *Inode) writeFailedLocked(to int64, werr error) error {
+	size := ino.m.Size()
+	if to <= size {
+		return werr
+	}
+	ino.m.TruncatePages(size)
+	if err := ino.truncateBlocks(size); err != nil {
+		return errors.Join(werr, fmt.Errorf("ext2: inode %d: freeing the blocks past the size after a failed write: %w", ino.ino, err))
+	}
+	return werr
 }
 
 func (ino *Inode) isAppendOnlyLocked() bool { return ino.disk.Flags&layout.FlAppend != 0 }
