@@ -210,3 +210,20 @@ func TestGenerateTreeShape(t *testing.T) {
 		t.Errorf("second tree %+v, want the same as the first %+v", ti2, ti)
 	}
 }
+
+func TestParseTimeText(t *testing.T) {
+	report := `	Command being timed: "dd if=/dev/zero of=/dev/null bs=64M count=1"
+	User time (seconds): 0.01
+	System time (seconds): 0.25
+	Percent of CPU this job got: 98%
+	Maximum resident set size (kbytes): 67316
+	Exit status: 0
+`
+	got, ok := parseTimeText(report)
+	if !ok || got.rssKiB != 67316 || math.Abs(got.cpu-0.26) > 1e-9 {
+		t.Errorf("parseTimeText = %+v, %v; want cpu 0.26, rss 67316, true", got, ok)
+	}
+	if _, ok := parseTimeText("Command terminated by signal 9\n"); ok {
+		t.Error("parseTimeText of a report without the fields: got ok, want not ok")
+	}
+}

@@ -45,21 +45,99 @@ func (m *meter) setRequests(reads, writes int64) {
 	}
 }
 
-// account adds the rusage of a finished process.
-func (m *meter) account(name string, ps *os.ProcessState) {
+// account adds the rusage of a finished process: from the report of
+// /usr/bin/time -v when the process ran under it (timeReport names the
+// report file), else from the rusage the kernel returned for it.
+func (m *meter) account(name string, ps *os.ProcessState, timeReport string) {
 	if m == nil || ps == nil {
 		return
 	}
-	ru, ok := ps.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return
+	var cpu float64
+	var rss int64
+	if t, ok := parseTimeReport(timeReport); ok {
+		cpu, rss = t.cpu, t.rssKiB
+	} else {
+		ru, ok := ps.SysUsage().(*syscall.Rusage)
+		if !ok {
+			return
+		}
+		cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+		rss = ru.Maxrss // kilobytes on Linux
 	}
-	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 	m.cpu += cpu
-	if ru.Maxrss > m.rssKiB {
-		m.rssKiB = ru.Maxrss // kilobytes on Linux
+	m.rssKiB = max(m.rssKiB, rss)
+	m.procs = append(m.procs, fmt.Sprintf("%s %.2fs %dKiB", name, cpu, rss))
+}
+
+// timeBin is GNU time, which measures each timed command when it is
+// installed. Linux counts into a child's peak RSS, at exec, the peak
+// resident size of the process it was forked from; under /usr/bin/time
+// that is time's own (about 1 MiB), not the bench program's (tens of
+// MiB once it has compared trees and hashed files).
+var timeBin = func() string {
+	if st, err := os.Stat("/usr/bin/time"); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+		return "/usr/bin/time"
 	}
-	m.procs = append(m.procs, fmt.Sprintf("%s %.2fs %dKiB", name, cpu, ru.Maxrss))
+	return ""
+}()
+
+// timeReport is what the suite reads from "/usr/bin/time -v".
+type timeReport struct {
+	cpu    float64
+	rssKiB int64
+}
+
+// parseTimeReport reads the -o file of /usr/bin/time -v.
+func parseTimeReport(path string) (timeReport, bool) {
+	if path == "" {
+		return timeReport{}, false
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return timeReport{}, false
+	}
+	return parseTimeText(string(b))
+}
+
+func parseTimeText(text string) (timeReport, bool) {
+	var t timeReport
+	var user, sys, rss bool
+	for _, l := range strings.Split(text, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(l), ": ")
+		if !ok {
+			continue
+		}
+		switch k {
+		case "User time (seconds)":
+			var x float64
+			_, err := fmt.Sscanf(v, "%g", &x)
+			t.cpu, user = t.cpu+x, err == nil
+		case "System time (seconds)":
+			var x float64
+			_, err := fmt.Sscanf(v, "%g", &x)
+			t.cpu, sys = t.cpu+x, err == nil
+		case "Maximum resident set size (kbytes)":
+			_, err := fmt.Sscanf(v, "%d", &t.rssKiB)
+			rss = err == nil
+		}
+	}
+	return t, user && sys && rss
+}
+
+// timed returns the command line to run prog under /usr/bin/time -v, and
+// the report file (removed by the returned function), when the meter m
+// wants measuring and GNU time is installed.
+func timed(m *meter, prog string, args []string) (string, []string, string, func()) {
+	if m == nil || timeBin == "" {
+		return prog, args, "", func() {}
+	}
+	f, err := os.CreateTemp("", "bench-time-*.txt")
+	if err != nil {
+		return prog, args, "", func() {}
+	}
+	name := f.Name()
+	f.Close()
+	return timeBin, append([]string{"-v", "-o", name, prog}, args...), name, func() { os.Remove(name) }
 }
 
 // run runs prog with args, stdout going to stdout (nil: discarded through
@@ -68,7 +146,9 @@ func (m *meter) account(name string, ps *os.ProcessState) {
 func run(m *meter, stdout io.Writer, prog string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, prog, args...)
+	bin, argv, report, done := timed(m, prog, args)
+	defer done()
+	cmd := exec.CommandContext(ctx, bin, argv...)
 	cmd.WaitDelay = 5 * time.Second
 	if stdout == nil {
 		null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
@@ -81,7 +161,7 @@ func run(m *meter, stdout io.Writer, prog string, args ...string) (string, error
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = stdout, &stderr
 	err := cmd.Run()
-	m.account(filepath.Base(prog), cmd.ProcessState)
+	m.account(filepath.Base(prog), cmd.ProcessState, report)
 	if ctx.Err() != nil {
 		return stderr.String(), fmt.Errorf("%s: timed out after %v", commandLine(prog, args), cmdTimeout)
 	}
@@ -120,17 +200,24 @@ func commandLine(prog string, args []string) string {
 // foreground of its own process.
 type daemon struct {
 	name   string
+	report string // /usr/bin/time -v report, or ""
+	rmRep  func()
 	cmd    *exec.Cmd
 	stderr *bytes.Buffer
 	done   chan struct{}
 	err    error
 }
 
-func startDaemon(prog string, args ...string) (*daemon, error) {
-	cmd := exec.Command(prog, args...)
-	d := &daemon{name: filepath.Base(prog), cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan struct{})}
+func startDaemon(m *meter, prog string, args ...string) (*daemon, error) {
+	bin, argv, report, rm := timed(m, prog, args)
+	cmd := exec.Command(bin, argv...)
+	// Its own process group, so that a daemon that will not exit can be
+	// killed together with /usr/bin/time above it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	d := &daemon{name: filepath.Base(prog), report: report, rmRep: rm, cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = &lockedWriter{w: d.stderr}
 	if err := cmd.Start(); err != nil {
+		rm()
 		return nil, fmt.Errorf("%s: %v", commandLine(prog, args), err)
 	}
 	go func() { d.err = cmd.Wait(); close(d.done) }()
@@ -148,6 +235,9 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
+// kill kills the daemon's process group.
+func (d *daemon) kill() { syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL) }
+
 // exited reports whether the daemon has exited.
 func (d *daemon) exited() bool {
 	select {
@@ -161,14 +251,15 @@ func (d *daemon) exited() bool {
 // wait waits for the daemon to exit (after its file system was
 // unmounted), accounts its rusage to m, and returns its exit error.
 func (d *daemon) wait(m *meter, limit time.Duration) error {
+	defer d.rmRep()
 	select {
 	case <-d.done:
 	case <-time.After(limit):
-		d.cmd.Process.Kill()
+		d.kill()
 		<-d.done
 		return fmt.Errorf("%s did not exit %v after unmount; killed", d.name, limit)
 	}
-	m.account(d.name, d.cmd.ProcessState)
+	m.account(d.name, d.cmd.ProcessState, d.report)
 	if d.err != nil {
 		return fmt.Errorf("%s: %v%s", d.name, d.err, tail(d.stderr.String()))
 	}
@@ -333,7 +424,7 @@ func kernelSession(m *meter, image, dir string, readOnly bool, body func() error
 // waits for the mount, runs body, unmounts and waits for the daemon to
 // exit.
 func fuseSession(m *meter, dir string, body func() error, prog string, args ...string) error {
-	d, err := startDaemon(prog, args...)
+	d, err := startDaemon(m, prog, args...)
 	if err != nil {
 		return err
 	}
@@ -345,7 +436,7 @@ func fuseSession(m *meter, dir string, body func() error, prog string, args ...s
 	}()
 	if err := waitMounted(d, dir); err != nil {
 		if !d.exited() {
-			d.cmd.Process.Kill()
+			d.kill()
 		}
 		d.wait(m, 10*time.Second)
 		return err

@@ -114,8 +114,15 @@ func (b *bench) markdown(svgRel string) string {
 	p("- **Median s** is wall-clock time of the timed part, from starting the first command to the end of the final fsync(2); **spread** is the fastest and the slowest counted run.\n")
 	p("- **MB/s** is payload (10^6 bytes) per median second. **× best** is the median over the fastest file-system peer's (raw dd is not a file-system peer); **× raw** is over raw dd's median on the same disk.\n")
 	p("- **Req/MiB** is device requests per MiB of payload, reads / writes: for mpage the image file reads and writes it issued (`--stats=json`: `read_calls`, `write_calls`); for the kernel the requests its loop device completed between attach and detach (`/sys/block/loopN/stat` fields 1 and 5); for dd the records it read and wrote. Other peers' requests are not counted (—).\n")
-	p("- **Peak RSS** is the largest maximum resident set size of the processes of a run (rusage of each child, `ProcessState.SysUsage`); for the kernel that is `cp`/`cat`, not the kernel's own memory, for fuse2fs the larger of the daemon and `cp`/`cat`. **CPU s** is user+system time of those processes (median); the kernel's own work in its flusher and loop threads is not in it. "+
-		"Linux counts into a child's peak, when it calls exec, the peak resident size of the process it was forked from (the bench program: at most %d MiB in this run), so small values near that floor mean \"at most that\".\n", b.selfHWMKiB>>10)
+	p("- **Peak RSS** is the largest maximum resident set size of the processes of a run; for the kernel that is `cp`/`cat` (and mount, losetup), not the kernel's own memory, for fuse2fs and `mpage mount` the larger of the daemon and `cp`/`cat`. **CPU s** is user+system time of those processes (median); the kernel's own work in its flusher and loop threads is not in it. ")
+	if timeBin != "" {
+		p("Both come from `/usr/bin/time -v` (\"Maximum resident set size\", \"User time\" + \"System time\"), which runs every measured command: "+
+			"Linux counts into a child's peak, at exec, the peak resident size of the process it was forked from, which under GNU time is time's own (about 1 MiB), "+
+			"whereas a child forked straight from the bench program would inherit its %d MiB as a floor.\n", b.selfHWMKiB>>10)
+	} else {
+		p("Both come from each child's rusage (`ProcessState.SysUsage`; /usr/bin/time is not installed). "+
+			"Linux counts into a child's peak, when it calls exec, the peak resident size of the process it was forked from (the bench program: at most %d MiB in this run), so small values near that floor mean \"at most that\".\n", b.selfHWMKiB>>10)
+	}
 	p("- A run that failed its verification, or whose command failed, makes the row **FAILED**: it gets no time and is never counted as the fastest.\n\n")
 
 	for _, w := range b.workloads {
