@@ -44,7 +44,8 @@
 // root. The initial allocation goal of a file is coloured by its inode
 // number, where Linux uses the writer's pid. Reservation windows are kept
 // in a sorted slice rather than a red-black tree and do not grow in
-// place (try_to_extend_reservation). Unused inodes stay cached until
-// unmount. Finding corruption never panics: errors=panic acts as
-// errors=remount-ro.
+// place (try_to_extend_reservation). Unused inodes are evicted, least
+// recently used first, when the inode cache passes
+// Options.InodeCacheLimit (Linux evicts them under memory pressure).
+// Finding corruption never panics: errors=panic acts as errors=remount-ro.
 package ext2

@@ -64,7 +64,7 @@ func (fs *FS) Open(ino *Inode, writable bool) (*File, error) {
 		}
 	}
 	fs.icache.Lock()
-	ino.refs++
+	fs.grabLocked(ino)
 	fs.icache.Unlock()
 	return &File{
 		fs:       fs,

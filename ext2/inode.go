@@ -1,6 +1,7 @@
 package ext2
 
 import (
+	"container/list"
 	"fmt"
 	"slices"
 	"sync"
@@ -41,6 +42,8 @@ type Inode struct {
 	// Guarded by fs.icache.
 	refs    int
 	evicted bool
+	lru     *list.Element // on fs.icache.lru: unused (refs 0, or only cachedInodes's)
+	touched bool          // referenced since shrinkInodes pinned it
 }
 
 // Ino is the inode number.
@@ -227,7 +230,7 @@ func (fs *FS) Iget(n uint32) (*Inode, error) {
 	}
 	fs.icache.Lock()
 	if ino, ok := fs.icache.m[n]; ok {
-		ino.refs++
+		fs.grabLocked(ino)
 		fs.icache.Unlock()
 		return ino, nil
 	}
@@ -240,12 +243,24 @@ func (fs *FS) Iget(n uint32) (*Inode, error) {
 	fs.icache.Lock()
 	defer fs.icache.Unlock()
 	if other, ok := fs.icache.m[n]; ok { // read twice concurrently
-		other.refs++
+		fs.grabLocked(other)
 		return other, nil
 	}
 	ino.refs = 1
 	fs.icache.m[n] = ino
 	return ino, nil
+}
+
+// grabLocked takes a reference to a cached inode (__iget), taking it off
+// the unused list.
+// Preconditions: fs.icache is held.
+func (fs *FS) grabLocked(ino *Inode) {
+	ino.refs++
+	ino.touched = true
+	if ino.lru != nil {
+		fs.icache.lru.Remove(ino.lru)
+		ino.lru = nil
+	}
 }
 
 // Iput gives back a reference taken by Iget or NewInode (iput). When the
@@ -266,6 +281,18 @@ func (fs *FS) Iput(ino *Inode) {
 	unlinked := ino.disk.LinksCount == 0
 	ino.mu.RUnlock()
 	if !unlinked {
+		// Unused but still linked: it stays cached on the unused list
+		// (inode_lru_list_add), from which shrinkInodes evicts the
+		// least recently used when the cache holds too many.
+		fs.icache.Lock()
+		if ino.refs == 0 && !ino.evicted && ino.lru == nil {
+			ino.lru = fs.icache.lru.PushFront(ino)
+		}
+		over := len(fs.icache.m) > fs.icache.limit && fs.icache.limit > 0
+		fs.icache.Unlock()
+		if over {
+			fs.shrinkInodes()
+		}
 		return
 	}
 	fs.icache.Lock()
@@ -288,11 +315,131 @@ func (fs *FS) cachedInodes() []*Inode {
 	defer fs.icache.Unlock()
 	out := make([]*Inode, 0, len(fs.icache.m))
 	for _, ino := range fs.icache.m {
+		// A reference that leaves an unused inode where it is on the
+		// list: a sync does not make every inode recently used.
 		ino.refs++
+		ino.touched = true
 		out = append(out, ino)
 	}
 	slices.SortFunc(out, func(a, b *Inode) int { return int(a.ino) - int(b.ino) })
 	return out
+}
+
+// DefaultInodeCacheLimit is the number of inodes the inode cache keeps
+// before it evicts unused ones (Options.InodeCacheLimit 0).
+const DefaultInodeCacheLimit = 4096
+
+// shrinkScanExtra is how many unused inodes shrinkInodes looks at beyond
+// the excess, so that a few it must skip (dirty pages, in use again) do
+// not stop it short.
+const shrinkScanExtra = 32
+
+// CachedInodes is the number of inodes in the inode cache, referenced or
+// not.
+func (fs *FS) CachedInodes() int {
+	fs.icache.Lock()
+	defer fs.icache.Unlock()
+	return len(fs.icache.m)
+}
+
+// shrinkInodes evicts unused inodes, least recently used first, until the
+// cache holds no more than its limit, mirroring the inode LRU of
+// fs/inode.c (prune_icache_sb → inode_lru_isolate → evict). An inode
+// goes only if nobody holds a reference, it still has links, its page
+// cache holds no dirty or writeback pages, and it could be written to its
+// inode table buffer (a dirty inode is written first: write_inode). Its
+// clean pages are dropped (truncate_inode_pages_final), its mapping
+// unregistered from the flusher and its reservation window given back.
+// Inodes it must skip stay cached, at the recent end of the list. Only
+// one shrink runs at a time; a caller finding one under way returns.
+func (fs *FS) shrinkInodes() {
+	if !fs.icache.shrinking.TryLock() {
+		return
+	}
+	defer fs.icache.shrinking.Unlock()
+
+	// Pin candidates from the old end of the list with a reference of
+	// our own, so they cannot go away (or be deleted) while we look.
+	fs.icache.Lock()
+	excess := len(fs.icache.m) - fs.icache.limit
+	var cands []*Inode
+	for e := fs.icache.lru.Back(); e != nil && excess > 0 && len(cands) < excess+shrinkScanExtra; {
+		prev := e.Prev()
+		ino := e.Value.(*Inode)
+		fs.icache.lru.Remove(e)
+		ino.lru = nil
+		ino.refs++
+		ino.touched = false
+		cands = append(cands, ino)
+		e = prev
+	}
+	fs.icache.Unlock()
+
+	var gone []*Inode
+	for _, ino := range cands {
+		ok := len(gone) < excess && fs.evictable(ino)
+		fs.icache.Lock()
+		if ok && ino.refs == 1 && !ino.touched && !ino.evicted && !ino.dirty.Load() {
+			ino.refs = 0
+			ino.evicted = true
+			delete(fs.icache.m, ino.ino)
+			gone = append(gone, ino)
+			fs.icache.Unlock()
+			continue
+		}
+		fs.icache.Unlock()
+		// Kept: our reference goes back through Iput, which puts the
+		// inode on the list again (or deletes it if it was unlinked
+		// meanwhile). The shrink lock keeps Iput from recursing here.
+		fs.Iput(ino)
+	}
+	for _, ino := range gone {
+		fs.dropInode(ino)
+	}
+}
+
+// evictable reports whether an inode pinned by shrinkInodes may leave the
+// cache, writing it to its inode table buffer if it is dirty.
+func (fs *FS) evictable(ino *Inode) bool {
+	if fs.closed.Load() {
+		return false
+	}
+	ino.mu.RLock()
+	linked := ino.disk.LinksCount > 0
+	ino.mu.RUnlock()
+	if !linked {
+		return false
+	}
+	if ino.m != nil && (ino.m.Tagged(pagecache.TagDirty) || ino.m.Tagged(pagecache.TagWriteback)) {
+		return false
+	}
+	if ino.dirty.Load() {
+		if fs.readOnly.Load() && !fs.writableAtMount() {
+			return false
+		}
+		if err := ino.writeInode(); err != nil {
+			fs.logf("ext2: writing inode %d to evict it: %v", ino.ino, err)
+			return false
+		}
+	}
+	return true
+}
+
+// dropInode frees what an inode evicted by shrinkInodes holds in memory:
+// its mapping (unregistered from the flusher, its clean pages dropped)
+// and its reservation window.
+func (fs *FS) dropInode(ino *Inode) {
+	if ino.m != nil {
+		if fs.flusher != nil {
+			fs.flusher.Unregister(ino.m)
+		}
+		ino.m.TruncatePages(0)
+	}
+	ino.tree.Lock()
+	if ino.rsv != nil {
+		fs.rsv.drop(ino.rsv)
+	}
+	ino.tree.Unlock()
 }
 
 // maxFileSize is the largest file the block map can address, capped as

@@ -1,6 +1,7 @@
 package ext2
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"sync"
@@ -56,6 +57,12 @@ type Options struct {
 	// MetadataCacheLimit bounds the clean metadata buffers, in bytes (0:
 	// the buffer cache default).
 	MetadataCacheLimit int64
+	// InodeCacheLimit is how many inodes the inode cache holds before it
+	// evicts unused, clean ones, least recently used first (0:
+	// DefaultInodeCacheLimit; negative: no limit, inodes stay cached
+	// until unmount). Inodes in use (open, or in the middle of an
+	// operation) and those with dirty file data stay cached beyond it.
+	InodeCacheLimit int
 	// PageCache, if set, is shared with other mounts instead of making
 	// a new one.
 	PageCache *pagecache.Cache
@@ -132,7 +139,13 @@ type FS struct {
 
 	icache struct {
 		sync.Mutex
-		m map[uint32]*Inode // inodes in memory, by number
+		m     map[uint32]*Inode // inodes in memory, by number
+		lru   list.List         // of *Inode: the unused ones, most recent first
+		limit int               // evict unused inodes beyond this many (never changes)
+
+		// shrinking is held by the one shrinkInodes at work; it is
+		// only ever TryLocked, so it orders with nothing.
+		shrinking sync.Mutex
 	}
 
 	rsv reservations
@@ -164,6 +177,12 @@ const (
 func Mount(dev block.Device, opts Options) (_ *FS, err error) {
 	fs := &FS{dev: dev, opts: opts}
 	fs.icache.m = make(map[uint32]*Inode)
+	switch {
+	case opts.InodeCacheLimit == 0:
+		fs.icache.limit = DefaultInodeCacheLimit
+	case opts.InodeCacheLimit > 0:
+		fs.icache.limit = opts.InodeCacheLimit
+	}
 	fs.rsv.init()
 	defer func() {
 		if err != nil {
