@@ -261,6 +261,7 @@ func (fs *FS) addLinkLocked(dir *Inode, name string, ino uint32, mode uint16) er
 		bh.Unlock()
 		fs.bc.MarkDirty(bh)
 		dir.dirChangedLocked(now, 0)
+		fs.dcacheSetLocked(dir, name, ino)
 		return nil
 	}
 	// No room: append a block holding the one entry.
@@ -277,6 +278,7 @@ func (fs *FS) addLinkLocked(dir *Inode, name string, ino uint32, mode uint16) er
 	fs.bc.MarkDirty(bh)
 	fs.bc.Release(bh)
 	dir.dirChangedLocked(now, uint64(n+1)<<fs.blockBits)
+	fs.dcacheSetLocked(dir, name, ino)
 	return nil
 }
 
@@ -287,6 +289,7 @@ func (fs *FS) addLinkLocked(dir *Inode, name string, ino uint32, mode uint16) er
 // Preconditions: dir.mu is held exclusively; slot came from
 // findEntryLocked on dir under the same hold of dir.mu.
 func (fs *FS) deleteEntryLocked(dir *Inode, slot *dirSlot) {
+	fs.dcacheRemoveLocked(dir, slot)
 	bh, rec := slot.bh, slot.rec
 	bh.Lock()
 	if slot.prev >= 0 {
@@ -308,6 +311,7 @@ func (fs *FS) deleteEntryLocked(dir *Inode, slot *dirSlot) {
 // Preconditions: dir.mu is held exclusively; slot came from dir under
 // the same hold of dir.mu.
 func (fs *FS) setLinkLocked(dir *Inode, slot *dirSlot, ino uint32, mode uint16) {
+	fs.dcacheSetSlotLocked(dir, slot, ino)
 	bh, rec := slot.bh, slot.rec
 	bh.Lock()
 	fs.encodeDirEntry(bh.Data, rec.Offset, ino, rec.RecLen, layout.FileTypeFromMode(mode), string(rec.Name(bh.Data)))
@@ -323,6 +327,7 @@ func (fs *FS) setLinkLocked(dir *Inode, slot *dirSlot, ino uint32, mode uint16) 
 // block.
 // Preconditions: dir.mu is held exclusively; dir has no blocks yet.
 func (fs *FS) makeEmptyLocked(dir *Inode, parent uint32) error {
+	fs.dcacheDropLocked(dir)
 	blk, _, err := dir.MapBlock(0, true)
 	if err != nil {
 		return err
@@ -424,6 +429,7 @@ func (fs *FS) dotdotLocked(dir *Inode) (*dirSlot, error) {
 // are freed when its last reference goes (bforget).
 // Preconditions: dir.mu is held exclusively.
 func (fs *FS) forgetBlocksLocked(dir *Inode) {
+	fs.dcacheDropLocked(dir)
 	n := fs.dirBlockCount(dir)
 	for ib := int64(0); ib < n; ib++ {
 		if blk, _, err := dir.MapBlock(ib, false); err == nil && blk != 0 {

@@ -10,30 +10,45 @@
 //
 // # Design
 //
-// Inode numbers are the ext2 inode numbers (the root is inode 2) and the
-// generation is i_generation, both in go-fuse's StableAttr, so hard links
-// are one node and a reused inode number is a new node.
+// The FUSE node API is inode-based, as Linux's VFS is over ext2, and so
+// is this package: it works on package ext2's inodes directly (the
+// *ext2.FS of ext2fs.FS.Ext2), and uses ext2fs only to open and close
+// the filesystem and for statfs.
 //
-// Nodes are named by path. ext2fs offers os-style calls on names, not on
-// inodes (nor on a directory handle, as openat does), so every operation on a node turns the node into its path in
-// the go-fuse tree (the last known parent of each node up to the root)
-// and checks, with Lstat, that the path still names the node's inode and
-// generation. Operations that remove or move names (unlink, rmdir,
-// rename) hold a mount-wide lock exclusively and all other path-based
-// operations hold it shared, so a checked path keeps naming the same inode
-// for the length of the operation. A path once checked is not checked
-// again until a name is removed or moved (a namespace generation counts
-// those). go-fuse updates its tree just after a
-// rename or unlink returns; an operation that finds its path stale in that
-// moment retries briefly, and otherwise fails with ENOENT: never does it
-// act on another file. Operations on an open file (read, write, fstat,
-// ftruncate, fsync) go through its ext2fs.File and need no path, so a file
-// unlinked or renamed over while open keeps working, as on a local
-// filesystem.
+// Each node is one ext2 inode: the inode number and i_generation are
+// go-fuse's StableAttr (the root is inode 2), so hard links are one node
+// and a reused inode number is a new node. While the kernel knows a
+// node, the node holds a reference to its inode (Iget when it is looked
+// up or made, Iput in OnForget), as a dentry pins its inode: an inode
+// unlinked or renamed over stays what the node names until the kernel
+// forgets it, so open, stat, chmod, chown, utimes and truncate work on
+// it with or without a name left, and it is deleted once neither a node
+// nor an open file holds it. A node go-fuse hands out again after
+// OnForget (a lookup racing with the forget) takes its reference again
+// by number and fails with ENOENT if the inode was deleted or the number
+// reused: never does an operation act on another file. Nodes of the same
+// inode number are shared between lookups (a table by inode number), so
+// a name looked up again or another hard link finds the node that holds
+// the reference.
+//
+// Every operation on names is one call of package ext2 on the parent
+// directory's inode: lookups (LookupInode, which answers from a name
+// cache in large directories), create, mkdir, mknod, symlink, link,
+// unlink, rmdir and rename (RENAME_NOREPLACE included). There is no path
+// walk from the root and no lock of our own around them: ext2 locks the
+// inodes it changes, in its own order. New files get the caller's uid
+// and gid at creation (fuse.Caller), not by a chown afterwards. Setattr
+// changes the inode itself (ext2.FS.SetAttr and Truncate). Open files
+// are ext2 file handles on the inode; open directories hold a reference
+// to the directory and list it with ReadDirFrom, whose positions stay
+// valid while entries come and go.
+//
+// At close(2) the kernel sends FLUSH; there is nothing to do (see Flush)
+// and the answer is ENOSYS, after which the kernel sends no more.
 //
 // # Permissions
 //
-// ext2fs makes no permission checks. The mount asks the kernel for
+// Package ext2 makes no permission checks. The mount asks the kernel for
 // default_permissions, so the kernel checks modes and owners against the
 // attributes we report before it sends a request. New files, directories,
 // links and device nodes get the caller's uid and gid (or the directory's
@@ -60,14 +75,13 @@
 //
 // # Errors
 //
-// ext2fs errors are mapped to errno values here and only here, by errno,
+// ext2 errors are mapped to errno values here and only here, by errno,
 // which looks through wrapped errors with errors.As and errors.Is.
 //
 // # Not supported
 //
 // fallocate (ext2 has none: EOPNOTSUPP, as Linux's ext2), extended
 // attributes (ENOTSUP), O_TMPFILE, RENAME_EXCHANGE and RENAME_WHITEOUT
-// (EINVAL, as Linux's ext2), file locks in the filesystem (the kernel
-// keeps POSIX and flock locks locally), and chmod, chown and utimes of a
-// file that has no name left (ENOENT).
+// (EINVAL, as Linux's ext2), and file locks in the filesystem (the kernel
+// keeps POSIX and flock locks locally).
 package fusemount

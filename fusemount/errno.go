@@ -9,8 +9,9 @@ import (
 	"github.com/mpagefs/mpage/ext2"
 )
 
-// errno maps an error of ext2fs to the errno the kernel gets. It is the
-// only place errors become errno values. It looks through wrapped errors:
+// errno maps an error of ext2 or ext2fs to the errno the kernel gets. It
+// is the only place errors become errno values. It looks through wrapped
+// errors:
 // an errno anywhere in the chain wins (ext2fs wraps the exact one, e.g.
 // ENOTEMPTY, which is also fs.ErrExist), then corruption is EIO, then the
 // io/fs sentinels, and anything else is EIO.

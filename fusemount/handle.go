@@ -4,22 +4,21 @@ import (
 	"context"
 	"errors"
 	"io"
-	"io/fs"
-	"os"
 	"sync"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/mpagefs/mpage/ext2fs"
+	"github.com/mpagefs/mpage/ext2"
+	"github.com/mpagefs/mpage/ext2/layout"
 )
 
-// handle is an open regular file: the kernel's file handle.
+// handle is an open regular file: the kernel's file handle, an ext2 file
+// handle on the inode (which holds its own reference).
 type handle struct {
 	m      *mount
-	f      *ext2fs.File // never changes
-	append bool         // opened with O_APPEND; never changes
-	write  bool         // opened for writing; never changes
+	f      *ext2.File // never changes
+	append bool       // opened with O_APPEND; never changes
 
 	closeOnce sync.Once
 	closeErr  error
@@ -29,17 +28,9 @@ var (
 	_ gofs.FileReader   = (*handle)(nil)
 	_ gofs.FileWriter   = (*handle)(nil)
 	_ gofs.FileFsyncer  = (*handle)(nil)
-	_ gofs.FileFlusher  = (*handle)(nil)
 	_ gofs.FileReleaser = (*handle)(nil)
 	_ gofs.FileLseeker  = (*handle)(nil)
 )
-
-// newHandle registers an open file of the mount.
-func (m *mount) newHandle(f *ext2fs.File, flags int) *handle {
-	h := &handle{m: m, f: f, append: flags&os.O_APPEND != 0, write: flags&(os.O_WRONLY|os.O_RDWR) != 0}
-	m.register(h)
-	return h
-}
 
 // closer is an open file or directory of the mount.
 type closer interface{ close() error }
@@ -72,7 +63,7 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 	var n int
 	var err error
 	if h.append {
-		n, err = h.f.Write(data)
+		_, n, err = h.f.Append(data)
 	} else {
 		n, err = h.f.WriteAt(data, off)
 	}
@@ -87,13 +78,9 @@ func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	return errno(h.f.Sync())
 }
 
-// Flush is called at each close(2) of a descriptor. As on a local
-// filesystem, closing does not write back: data becomes durable at fsync,
-// at writeback and at unmount.
-func (h *handle) Flush(ctx context.Context) syscall.Errno { return 0 }
-
 // Release closes the file when the kernel drops its last reference. The
-// inode of a file unlinked while open is deleted then.
+// inode of a file unlinked while open is deleted then, unless a node
+// still holds it.
 func (h *handle) Release(ctx context.Context) syscall.Errno {
 	return errno(h.close())
 }
@@ -107,9 +94,9 @@ func (h *handle) Lseek(ctx context.Context, off uint64, whence uint32) (uint64, 
 	var w int
 	switch whence {
 	case 3: // SEEK_DATA
-		w = ext2fs.SeekData
+		w = ext2.SeekData
 	case 4: // SEEK_HOLE
-		w = ext2fs.SeekHole
+		w = ext2.SeekHole
 	default:
 		return 0, syscall.EINVAL
 	}
@@ -128,25 +115,24 @@ func (h *handle) close() error {
 	return h.closeErr
 }
 
-// dirHandle is an open directory. It holds the directory open in ext2fs,
-// so fstat and readdir of a directory that was removed or renamed over
-// while open keep working. The listing is a snapshot taken at the first
-// read and again at each rewind, with "." and ".." first and the entries
-// in on-disk order; the offset of an entry is its index + 1, so seekdir to
-// an offset telldir gave finds the same entry.
+// dirHandle is an open directory. It holds a reference to the directory's
+// inode, so fstat and readdir of a directory that was removed or renamed
+// over while open keep working (a removed directory lists nothing).
+// Entries are read from the directory as the kernel asks for them, "."
+// and ".." first as they are on disk, and the offset (the kernel's
+// cookie) of an entry is its byte position in the directory + 1: the
+// position to continue after it, which stays valid while entries come
+// and go (ext2_readdir's positions), so a listing interleaved with
+// changes neither repeats nor skips the entries that stay.
 type dirHandle struct {
-	m         *mount
-	f         *ext2fs.File // never changes
-	ino       uint64       // never changes
-	parentIno uint64       // at open; never changes
+	m   *mount
+	ino *ext2.Inode // the handle's reference; never changes
 
-	mu     sync.Mutex // guards ents, idx and loaded
-	ents   []fuse.DirEntry
-	idx    int
-	loaded bool
+	mu   sync.Mutex // guards pos and ents
+	pos  int64      // where the next read of the directory starts
+	ents []ext2.DirEntryAt
 
 	closeOnce sync.Once
-	closeErr  error
 }
 
 var (
@@ -157,32 +143,21 @@ var (
 	_ gofs.NodeOpendirHandler = (*node)(nil)
 )
 
+// dirBatch is how many entries one read of the directory returns.
+const dirBatch = 128
+
 // OpendirHandle opens the directory for reading. It replaces
-// NodeReaddirer, so that the handle can hold the directory open.
+// NodeReaddirer, so that the handle can hold the directory.
 func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	n.m.ns.RLock()
-	defer n.m.ns.RUnlock()
-	p, e := n.resolveLocked()
+	ino, e := n.acquire()
 	if e != 0 {
 		return nil, 0, e
 	}
-	parentIno := n.StableAttr().Ino
-	if !n.IsRoot() {
-		pfi, err := n.m.fsys.Lstat(parentPath(p))
-		if err != nil {
-			return nil, 0, errno(err)
-		}
-		pii, e := inodeInfo(pfi)
-		if e != 0 {
-			return nil, 0, e
-		}
-		parentIno = uint64(pii.Ino)
+	if !ino.IsDir() {
+		n.m.fs.Iput(ino)
+		return nil, 0, syscall.ENOTDIR
 	}
-	f, err := n.m.fsys.OpenFile(p, os.O_RDONLY, 0)
-	if err != nil {
-		return nil, 0, errno(err)
-	}
-	d := &dirHandle{m: n.m, f: f, ino: n.StableAttr().Ino, parentIno: parentIno}
+	d := &dirHandle{m: n.m, ino: ino}
 	n.m.register(d)
 	return d, 0, 0
 }
@@ -191,81 +166,38 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle
 func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !d.loaded {
-		if e := d.loadLocked(); e != 0 {
-			return nil, e
+	if len(d.ents) == 0 {
+		ents, next, err := d.m.fs.ReadDirFrom(d.ino, d.pos, dirBatch)
+		if err != nil {
+			return nil, errno(err)
+		}
+		d.ents, d.pos = ents, next
+		if len(ents) == 0 {
+			return nil, 0
 		}
 	}
-	if d.idx >= len(d.ents) {
-		return nil, 0
-	}
-	e := d.ents[d.idx]
-	d.idx++
-	e.Off = uint64(d.idx)
-	return &e, 0
+	e := d.ents[0]
+	d.ents = d.ents[1:]
+	return &fuse.DirEntry{Name: e.Name, Ino: uint64(e.Ino), Mode: direntMode(e.Type), Off: uint64(e.Off) + 1}, 0
 }
 
-// Seekdir moves to an offset Readdirent gave; 0 rewinds and lists the
-// directory again, as rewinddir(3) must show the changes made since.
+// Seekdir moves to an offset Readdirent gave, or to the start for 0.
 func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if off == 0 {
-		d.loaded, d.idx = false, 0
-		return 0
-	}
-	if !d.loaded {
-		if e := d.loadLocked(); e != 0 {
-			return e
-		}
-	}
-	if off > uint64(len(d.ents)) {
+	if off > 1<<62 {
 		return syscall.EINVAL
 	}
-	d.idx = int(off)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.pos, d.ents = int64(off), nil
 	return 0
 }
 
-// loadLocked reads the directory: ".", ".." and its entries.
-//
-// Preconditions: d.mu is held.
-func (d *dirHandle) loadLocked() syscall.Errno {
-	if _, err := d.f.Seek(0, io.SeekStart); err != nil {
-		return errno(err)
-	}
-	ents, err := d.f.ReadDir(-1)
-	if err != nil {
-		return errno(err)
-	}
-	out := make([]fuse.DirEntry, 0, len(ents)+2)
-	out = append(out,
-		fuse.DirEntry{Name: ".", Mode: syscall.S_IFDIR, Ino: d.ino},
-		fuse.DirEntry{Name: "..", Mode: syscall.S_IFDIR, Ino: d.parentIno})
-	for _, de := range ents {
-		fi, err := de.Info()
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // removed since it was listed
-		}
-		if err != nil {
-			return errno(err)
-		}
-		ii, e := inodeInfo(fi)
-		if e != 0 {
-			return e
-		}
-		out = append(out, fuse.DirEntry{Name: de.Name(), Mode: direntMode(de.Type()), Ino: uint64(ii.Ino)})
-	}
-	d.ents, d.idx, d.loaded = out, 0, true
-	return 0
-}
-
-// Fsyncdir writes back the whole filesystem (ext2fs syncs everything
-// for a directory).
+// Fsyncdir writes back the whole filesystem.
 func (d *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno {
 	if d.m.readOnly {
 		return 0
 	}
-	return errno(d.f.Sync())
+	return errno(d.m.fs.Sync())
 }
 
 // Releasedir closes the directory.
@@ -273,8 +205,30 @@ func (d *dirHandle) Releasedir(ctx context.Context, releaseFlags uint32) { d.clo
 
 func (d *dirHandle) close() error {
 	d.closeOnce.Do(func() {
-		d.closeErr = d.f.Close()
+		d.m.fs.Iput(d.ino)
 		d.m.unregister(d)
 	})
-	return d.closeErr
+	return nil
+}
+
+// direntMode is the S_IF* type of a directory entry's file type (0, for
+// the kernel to ask, without the filetype feature).
+func direntMode(ft uint8) uint32 {
+	switch ft {
+	case layout.FtRegFile:
+		return syscall.S_IFREG
+	case layout.FtDir:
+		return syscall.S_IFDIR
+	case layout.FtSymlink:
+		return syscall.S_IFLNK
+	case layout.FtChrdev:
+		return syscall.S_IFCHR
+	case layout.FtBlkdev:
+		return syscall.S_IFBLK
+	case layout.FtFifo:
+		return syscall.S_IFIFO
+	case layout.FtSock:
+		return syscall.S_IFSOCK
+	}
+	return 0
 }

@@ -6,11 +6,11 @@ import (
 	"log"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/mpagefs/mpage/ext2"
 	"github.com/mpagefs/mpage/ext2fs"
 )
 
@@ -54,27 +54,18 @@ type Server struct {
 
 // mount is the state shared by every node of one mount.
 //
-// Lock order: mount.ns → (ext2fs's own locks); mount.mu is a leaf.
+// Lock order: node.mu → mount.nodesMu; mount.mu is a leaf. Package ext2
+// locks inodes itself, below all of these, and no lock of ours is held
+// while ext2 changes the namespace.
 type mount struct {
 	fsys      *ext2fs.FS // never changes
+	fs        *ext2.FS   // fsys.Ext2(); never changes
 	readOnly  bool       // never changes
 	blockSize uint32     // never changes
 
-	// ns serialises the path-based operations against those that
-	// remove or move names: Unlink, Rmdir and Rename hold it
-	// exclusively, every other path-based operation shared, so that a
-	// path checked by resolveLocked names the same inode until the
-	// operation ends.
-	ns sync.RWMutex
-	// nsGen counts the operations that removed or moved names: a path
-	// checked at one generation names the same inode for as long as
-	// the generation stays. Written with ns held exclusively.
-	nsGen uint64
-
-	// lastMove is when the last rename, unlink or rmdir returned (Unix
-	// nanoseconds): go-fuse moves its tree just after, so a stale path
-	// found soon after is retried (resolveLocked).
-	lastMove atomic.Int64
+	nodesMu sync.Mutex
+	held    map[*node]struct{} // nodes holding an inode reference
+	byIno   map[uint32]*node   // the node of each inode number, for lookups to share
 
 	mu      sync.Mutex          // guards handles
 	handles map[closer]struct{} // open files and directories, closed at the end of Wait
@@ -89,24 +80,28 @@ func Mount(fsys *ext2fs.FS, dir string, opts Options) (*Server, error) {
 	if fsys == nil {
 		return nil, errors.New("fusemount: nil filesystem")
 	}
-	fi, err := fsys.Lstat(".")
+	e2 := fsys.Ext2()
+	root, err := e2.Root()
 	if err != nil {
 		return nil, fmt.Errorf("fusemount: reading the root directory: %w", err)
 	}
-	rootInfo, e := inodeInfo(fi)
-	if e != 0 {
-		return nil, fmt.Errorf("fusemount: root directory has no inode attributes")
-	}
+	st := root.Stat()
 	u, err := fsys.Statfs()
 	if err != nil {
+		e2.Iput(root)
 		return nil, fmt.Errorf("fusemount: statfs: %w", err)
 	}
 	m := &mount{
 		fsys:      fsys,
+		fs:        e2,
 		readOnly:  opts.ReadOnly || fsys.ReadOnly(),
 		blockSize: uint32(u.BlockSize),
+		held:      map[*node]struct{}{},
+		byIno:     map[uint32]*node{},
 		handles:   map[closer]struct{}{},
 	}
+	rootNode := &node{m: m, ino: st.Ino, gen: st.Generation, ref: root}
+	m.hold(rootNode)
 	fsName := opts.FsName
 	if fsName == "" {
 		fsName = "mpage"
@@ -133,13 +128,14 @@ func Mount(fsys *ext2fs.FS, dir string, opts Options) (*Server, error) {
 		NegativeTimeout: &negative,
 		// Report modes as stored, also 0.
 		NullPermissions: true,
-		RootStableAttr:  &gofs.StableAttr{Ino: uint64(rootInfo.Ino), Gen: uint64(rootInfo.Generation)},
+		RootStableAttr:  &gofs.StableAttr{Ino: uint64(st.Ino), Gen: uint64(st.Generation)},
 	}
 	if opts.Debug {
 		gopts.Logger = log.New(os.Stderr, "fusemount: ", log.LstdFlags)
 	}
-	srv, err := gofs.Mount(dir, &node{m: m}, gopts)
+	srv, err := gofs.Mount(dir, rootNode, gopts)
 	if err != nil {
+		m.releaseNodes()
 		return nil, fmt.Errorf("fusemount: mounting %s: %w", dir, err)
 	}
 	return &Server{srv: srv, m: m, dir: dir}, nil
@@ -149,11 +145,15 @@ func Mount(fsys *ext2fs.FS, dir string, opts Options) (*Server, error) {
 func (s *Server) Dir() string { return s.dir }
 
 // Wait serves until the filesystem is unmounted. Then it closes the
-// files the kernel left open (a lazy unmount may leave some), so that the
-// caller can close the filesystem.
+// files the kernel left open (a lazy unmount may leave some) and gives
+// back the inode references of the nodes it knew, so that the caller can
+// close the filesystem (and inodes unlinked while in use are deleted).
 func (s *Server) Wait() {
 	s.srv.Wait()
-	s.waitOnce.Do(s.m.closeHandles)
+	s.waitOnce.Do(func() {
+		s.m.closeHandles()
+		s.m.releaseNodes()
+	})
 }
 
 // Unmount unmounts the filesystem (fusermount3 -u) and waits for the

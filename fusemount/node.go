@@ -3,329 +3,251 @@ package fusemount
 import (
 	"context"
 	"errors"
-	"io/fs"
 	"os"
-	"path"
-	"strings"
-	"sync/atomic"
+	"sync"
 	"syscall"
-	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/mpagefs/mpage/ext2fs"
+	"github.com/mpagefs/mpage/ext2"
+	"github.com/mpagefs/mpage/ext2/layout"
+	"golang.org/x/sys/unix"
 )
 
-// node is a file of the mount: any type, named by its place in the
-// go-fuse tree (see the package documentation).
+// node is a file of the mount, of any type: one ext2 inode (number and
+// generation). While the kernel knows the node it holds a reference to
+// the inode (see the package documentation), so that the inode stays
+// what the node names, with or without a name, until OnForget.
 type node struct {
 	gofs.Inode
-	m *mount // never changes
+	m   *mount // never changes
+	ino uint32 // never changes
+	gen uint32 // never changes
 
-	// verified is the last path found to name this inode, and the
-	// namespace generation (mount.nsGen) it was found at.
-	verified atomic.Pointer[verifiedPath]
-}
-
-// verifiedPath is a path checked to name a node's inode at a namespace
-// generation: while no name is removed or moved (the generation stays),
-// the same path still names the same inode.
-type verifiedPath struct {
-	path string
-	gen  uint64
+	mu  sync.Mutex  // guards ref
+	ref *ext2.Inode // the node's reference; nil once forgotten
 }
 
 var (
-	_ gofs.NodeLookuper   = (*node)(nil)
-	_ gofs.NodeGetattrer  = (*node)(nil)
-	_ gofs.NodeSetattrer  = (*node)(nil)
-	_ gofs.NodeOpener     = (*node)(nil)
-	_ gofs.NodeCreater    = (*node)(nil)
-	_ gofs.NodeMkdirer    = (*node)(nil)
-	_ gofs.NodeMknoder    = (*node)(nil)
-	_ gofs.NodeUnlinker   = (*node)(nil)
-	_ gofs.NodeRmdirer    = (*node)(nil)
-	_ gofs.NodeRenamer    = (*node)(nil)
-	_ gofs.NodeSymlinker  = (*node)(nil)
-	_ gofs.NodeReadlinker = (*node)(nil)
-	_ gofs.NodeLinker     = (*node)(nil)
-	_ gofs.NodeStatfser   = (*node)(nil)
-	_ gofs.NodeFsyncer    = (*node)(nil)
-	_ gofs.NodeFlusher    = (*node)(nil)
+	_ gofs.NodeLookuper    = (*node)(nil)
+	_ gofs.NodeGetattrer   = (*node)(nil)
+	_ gofs.NodeSetattrer   = (*node)(nil)
+	_ gofs.NodeOpener      = (*node)(nil)
+	_ gofs.NodeCreater     = (*node)(nil)
+	_ gofs.NodeMkdirer     = (*node)(nil)
+	_ gofs.NodeMknoder     = (*node)(nil)
+	_ gofs.NodeUnlinker    = (*node)(nil)
+	_ gofs.NodeRmdirer     = (*node)(nil)
+	_ gofs.NodeRenamer     = (*node)(nil)
+	_ gofs.NodeSymlinker   = (*node)(nil)
+	_ gofs.NodeReadlinker  = (*node)(nil)
+	_ gofs.NodeLinker      = (*node)(nil)
+	_ gofs.NodeStatfser    = (*node)(nil)
+	_ gofs.NodeFsyncer     = (*node)(nil)
+	_ gofs.NodeFlusher     = (*node)(nil)
+	_ gofs.NodeOnForgetter = (*node)(nil)
 )
 
-// maxDepth bounds the walk up the go-fuse tree (a name is at most 4096
-// bytes, so no path has more elements).
-const maxDepth = 4096
-
-// moveRetry is how long after a rename or unlink a stale path is looked
-// up again, and how often.
-const (
-	moveRetry  = 20 * time.Millisecond
-	moveTries  = 4
-	retryPause = time.Millisecond
-)
-
-// path returns the name of n in the image ("/" for the root) from the
-// last known parents in the go-fuse tree; ok is false for a node that is
-// in no directory any more.
-func (n *node) path() (p string, ok bool) {
-	var parts []string
-	cur := &n.Inode
-	for !cur.IsRoot() {
-		name, parent := cur.Parent()
-		if parent == nil || len(parts) >= maxDepth {
-			return "", false
+// acquire returns the node's inode with a reference of the operation's
+// own, which the caller gives back with m.fs.Iput. A node revived by a
+// lookup after OnForget (go-fuse may hand out a node that is being
+// forgotten) takes its reference again, by number, and fails with ENOENT
+// if the inode has been deleted or its number reused meanwhile: never
+// does it act on another file.
+func (n *node) acquire() (*ext2.Inode, syscall.Errno) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ref != nil {
+		if ino := n.m.fs.Igrab(n.ref); ino != nil {
+			return ino, 0
 		}
-		parts = append(parts, name)
-		cur = parent
+		n.ref = nil // cannot happen while held; revive below
 	}
-	for i, j := 0, len(parts)-1; i < j; i, j = i+1, j-1 {
-		parts[i], parts[j] = parts[j], parts[i]
+	ino, err := n.m.fs.Iget(n.ino)
+	if errors.Is(err, syscall.ESTALE) {
+		return nil, syscall.ENOENT
 	}
-	return "/" + strings.Join(parts, "/"), true
-}
-
-// parentPath is the name of the directory holding p.
-func parentPath(p string) string { return path.Dir(p) }
-
-// resolveLocked returns the path of n, having made sure that it names
-// n's inode (number and generation): either it was checked at the current
-// namespace generation, or statLocked checks it now.
-//
-// Preconditions: n.m.ns is held, shared or exclusively.
-func (n *node) resolveLocked() (string, syscall.Errno) {
-	if p, ok := n.path(); ok {
-		if v := n.verified.Load(); v != nil && v.gen == n.m.nsGen && v.path == p {
-			return p, 0
-		}
-	}
-	p, _, e := n.statLocked()
-	return p, e
-}
-
-// statLocked returns the path of n and its attributes, having checked
-// with Lstat that the path names n's inode (number and generation). A
-// node whose path is gone or names another inode fails with ENOENT: it
-// was unlinked or moved. Just after a rename or unlink go-fuse may not
-// have moved its tree yet, so then the check is retried for a moment.
-//
-// Preconditions: n.m.ns is held, shared or exclusively.
-func (n *node) statLocked() (string, fs.FileInfo, syscall.Errno) {
-	want := n.StableAttr()
-	for try := 0; ; try++ {
-		p, ok := n.path()
-		var err error
-		if ok {
-			var fi fs.FileInfo
-			fi, err = n.m.fsys.Lstat(p)
-			if err == nil {
-				ii, e := inodeInfo(fi)
-				if e != 0 {
-					return "", nil, e
-				}
-				if uint64(ii.Ino) == want.Ino && uint64(ii.Generation) == want.Gen {
-					n.verified.Store(&verifiedPath{path: p, gen: n.m.nsGen})
-					return p, fi, 0
-				}
-			} else if !errors.Is(err, fs.ErrNotExist) {
-				return "", nil, errno(err)
-			}
-		}
-		if try+1 >= moveTries || time.Since(time.Unix(0, n.m.lastMove.Load())) > moveRetry {
-			return "", nil, syscall.ENOENT
-		}
-		time.Sleep(retryPause)
-	}
-}
-
-// childPath joins a directory path and a name from the kernel.
-func childPath(dir, name string) (string, syscall.Errno) {
-	if name == "" || name == "." || name == ".." || strings.Contains(name, "/") {
-		return "", syscall.EINVAL
-	}
-	if len(name) > 255 {
-		return "", syscall.ENAMETOOLONG
-	}
-	return path.Join(dir, name), 0
-}
-
-// newChild makes (or finds, for a hard link) the node of an inode that
-// fi describes and fills out with its attributes.
-func (n *node) newChild(ctx context.Context, fi fs.FileInfo, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	ii, e := inodeInfo(fi)
-	if e != 0 {
-		return nil, e
-	}
-	n.m.fillAttr(ii, &out.Attr)
-	return n.NewInode(ctx, &node{m: n.m}, stableAttr(ii)), 0
-}
-
-// Lookup finds name in the directory.
-func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	n.m.ns.RLock()
-	defer n.m.ns.RUnlock()
-	p, e := n.resolveLocked()
-	if e != 0 {
-		return nil, e
-	}
-	cp, e := childPath(p, name)
-	if e != 0 {
-		return nil, e
-	}
-	fi, err := n.m.fsys.Lstat(cp)
 	if err != nil {
 		return nil, errno(err)
 	}
-	return n.newChild(ctx, fi, out)
+	if ino.Stat().Generation != n.gen {
+		n.m.fs.Iput(ino)
+		return nil, syscall.ENOENT
+	}
+	n.ref = ino
+	n.m.hold(n)
+	return n.m.fs.Igrab(ino), 0
 }
 
-// Getattr reports the attributes: through the open file when the kernel
-// names one (so a file unlinked while open still answers), else by path.
+// OnForget gives back the node's reference: the kernel no longer knows
+// the node. An inode with no links left is deleted then, unless a file
+// is still open on it.
+func (n *node) OnForget() {
+	n.mu.Lock()
+	ref := n.ref
+	n.ref = nil
+	n.mu.Unlock()
+	n.m.drop(n)
+	if ref != nil {
+		n.m.fs.Iput(ref)
+	}
+}
+
+// hold records n as holding a reference, the node of its inode number.
+func (m *mount) hold(n *node) {
+	m.nodesMu.Lock()
+	m.held[n] = struct{}{}
+	if m.byIno[n.ino] == nil {
+		m.byIno[n.ino] = n
+	}
+	m.nodesMu.Unlock()
+}
+
+// drop forgets n in the tables of hold.
+func (m *mount) drop(n *node) {
+	m.nodesMu.Lock()
+	delete(m.held, n)
+	if m.byIno[n.ino] == n {
+		delete(m.byIno, n.ino)
+	}
+	m.nodesMu.Unlock()
+}
+
+// releaseNodes gives back the references of the nodes the kernel left
+// (it sends no FORGET at unmount), so that inodes unlinked while known
+// are deleted before the filesystem is closed.
+func (m *mount) releaseNodes() {
+	m.nodesMu.Lock()
+	ns := make([]*node, 0, len(m.held))
+	for n := range m.held {
+		ns = append(ns, n)
+	}
+	m.nodesMu.Unlock()
+	for _, n := range ns {
+		n.OnForget()
+	}
+}
+
+// child returns the node of ino, whose reference passes to the node (or
+// is given back when the inode already has one: a hard link, or a name
+// looked up again), and fills out with its attributes.
+func (n *node) child(ctx context.Context, ino *ext2.Inode, out *fuse.EntryOut) *gofs.Inode {
+	st := ino.Stat()
+	n.m.fillAttr(st, &out.Attr)
+	m := n.m
+	m.nodesMu.Lock()
+	if c := m.byIno[st.Ino]; c != nil && c.gen == st.Generation {
+		m.nodesMu.Unlock()
+		m.fs.Iput(ino) // c holds one
+		return c.EmbeddedInode()
+	}
+	c := &node{m: m, ino: st.Ino, gen: st.Generation, ref: ino}
+	m.held[c] = struct{}{}
+	m.byIno[st.Ino] = c
+	// Under nodesMu, so that no other lookup hands out c before go-fuse
+	// has given it its identity.
+	in := n.NewInode(ctx, c, stableAttr(st))
+	m.nodesMu.Unlock()
+	return in
+}
+
+// Lookup finds name in the directory: one lookup in the directory inode
+// (package ext2's name cache answers it in large directories).
+func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	dir, e := n.acquire()
+	if e != 0 {
+		return nil, e
+	}
+	defer n.m.fs.Iput(dir)
+	ino, err := n.m.fs.LookupInode(dir, name)
+	if err != nil {
+		return nil, errno(err)
+	}
+	return n.child(ctx, ino, out), 0
+}
+
+// Getattr reports the attributes of the inode (through the open file
+// when the kernel names one).
 func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	var of *ext2fs.File
-	switch h := f.(type) {
-	case *handle:
-		of = h.f
-	case *dirHandle:
-		of = h.f
+	if ino := handleInode(f); ino != nil {
+		n.m.fillAttr(ino.Stat(), &out.Attr)
+		return 0
 	}
-	if of != nil {
-		fi, err := of.Stat()
-		if err != nil {
-			return errno(err)
-		}
-		return n.fillOut(fi, out)
-	}
-	n.m.ns.RLock()
-	defer n.m.ns.RUnlock()
-	_, fi, e := n.statLocked()
+	ino, e := n.acquire()
 	if e != 0 {
 		return e
 	}
-	return n.fillOut(fi, out)
-}
-
-func (n *node) fillOut(fi fs.FileInfo, out *fuse.AttrOut) syscall.Errno {
-	ii, e := inodeInfo(fi)
-	if e != 0 {
-		return e
-	}
-	n.m.fillAttr(ii, &out.Attr)
+	defer n.m.fs.Iput(ino)
+	n.m.fillAttr(ino.Stat(), &out.Attr)
 	return 0
 }
 
-// Setattr changes the size, mode, owner and times. A size change goes
-// through the open file when the kernel names one that is writable
-// (ftruncate), the rest by path.
+// handleInode is the inode of an open file or directory of ours, nil for
+// none.
+func handleInode(f gofs.FileHandle) *ext2.Inode {
+	switch h := f.(type) {
+	case *handle:
+		return h.f.Inode()
+	case *dirHandle:
+		return h.ino
+	}
+	return nil
+}
+
+// Setattr changes the size, mode, owner and times of the inode. It needs
+// no name, so it works on a file unlinked while open (fchmod, futimens,
+// ftruncate).
 func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	if n.m.readOnly {
 		return syscall.EROFS
 	}
-	h, _ := f.(*handle)
-	size, setSize := in.GetSize()
-	mode, setMode := in.GetMode()
-	uid, setUID := in.GetUID()
-	gid, setGID := in.GetGID()
-	atime, setAtime := in.GetATime()
-	mtime, setMtime := in.GetMTime()
-	byHandle := h != nil && h.write
-	needPath := setMode || setUID || setGID || setAtime || setMtime || (setSize && !byHandle) || h == nil
-
-	n.m.ns.RLock()
-	defer n.m.ns.RUnlock()
-	var p string
-	if needPath {
+	ino := handleInode(f)
+	if ino == nil {
 		var e syscall.Errno
-		if p, e = n.resolveLocked(); e != 0 {
+		if ino, e = n.acquire(); e != 0 {
 			return e
 		}
+		defer n.m.fs.Iput(ino)
 	}
-	fsys := n.m.fsys
-	if setSize {
+	fsys := n.m.fs
+	if size, ok := in.GetSize(); ok {
 		if size > 1<<63-1 {
 			return syscall.EFBIG
 		}
-		if n.StableAttr().Mode == syscall.S_IFDIR {
-			return syscall.EISDIR
-		}
-		var err error
-		if byHandle {
-			err = h.f.Truncate(int64(size))
-		} else {
-			err = fsys.Truncate(p, int64(size))
-		}
-		if err != nil {
+		if err := fsys.Truncate(ino, int64(size)); err != nil {
 			return errno(err)
 		}
 	}
-	if setUID || setGID {
-		u, g := -1, -1
-		if setUID {
-			u = int(uid)
-		}
-		if setGID {
-			g = int(gid)
-		}
-		if err := fsys.Lchown(p, u, g); err != nil {
-			return errno(err)
-		}
-	}
-	if setMode {
+	var c ext2.AttrChange
+	var mode uint32
+	if mode, c.SetMode = in.GetMode(); c.SetMode {
 		if n.StableAttr().Mode == syscall.S_IFLNK {
 			return syscall.EOPNOTSUPP // Linux has no lchmod
 		}
-		if err := fsys.Chmod(p, permMode(mode)); err != nil {
+		c.Mode = uint16(mode & 0o7777)
+	}
+	c.UID, c.SetUID = in.GetUID()
+	c.GID, c.SetGID = in.GetGID()
+	c.Atime, c.SetAtime = in.GetATime()
+	c.Mtime, c.SetMtime = in.GetMTime()
+	if c.SetMode || c.SetUID || c.SetGID || c.SetAtime || c.SetMtime {
+		if err := fsys.SetAttr(ino, c); err != nil {
 			return errno(err)
 		}
 	}
-	if setAtime || setMtime {
-		// A zero time.Time leaves that time as it is.
-		var at, mt time.Time
-		if setAtime {
-			at = atime
-		}
-		if setMtime {
-			mt = mtime
-		}
-		if err := fsys.Lchtimes(p, at, mt); err != nil {
-			return errno(err)
-		}
-	}
-	var fi fs.FileInfo
-	var err error
-	if h != nil {
-		fi, err = h.f.Stat()
-	} else {
-		fi, err = fsys.Lstat(p)
-	}
-	if err != nil {
-		return errno(err)
-	}
+	n.m.fillAttr(ino.Stat(), &out.Attr)
 	out.SetTimeout(attrTimeout)
-	return n.fillOut(fi, out)
-}
-
-// openFlags converts the kernel's open flags to those of
-// ext2fs.OpenFile.
-func openFlags(flags uint32) int {
-	of := int(flags) & syscall.O_ACCMODE
-	if flags&syscall.O_APPEND != 0 {
-		of |= os.O_APPEND
-	}
-	if flags&syscall.O_TRUNC != 0 {
-		of |= os.O_TRUNC
-	}
-	return of
+	return 0
 }
 
 func wantsWrite(flags uint32) bool {
 	return int(flags)&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0
 }
 
-// Open opens the file. The reply does not set FOPEN_KEEP_CACHE, so the
-// kernel drops the pages it cached of the file and reads them from us
-// again (see the package documentation).
+// Open opens the file's inode: whatever name it has now, or none. The
+// reply does not set FOPEN_KEEP_CACHE, so the kernel drops the pages it
+// cached of the file and reads them from us again (see the package
+// documentation).
 func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	if n.m.readOnly && wantsWrite(flags) {
 		return nil, 0, syscall.EROFS
@@ -333,276 +255,198 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	if n.StableAttr().Mode == syscall.S_IFLNK {
 		return nil, 0, syscall.ELOOP
 	}
-	n.m.ns.RLock()
-	defer n.m.ns.RUnlock()
-	p, e := n.resolveLocked()
+	ino, e := n.acquire()
 	if e != 0 {
 		return nil, 0, e
 	}
-	of := openFlags(flags)
-	f, err := n.m.fsys.OpenFile(p, of, 0)
+	defer n.m.fs.Iput(ino)
+	h, e := n.m.open(ino, flags)
+	return h, 0, e
+}
+
+// open opens ino (the caller keeps its reference; the handle takes its
+// own) for the kernel's open flags, truncating it for O_TRUNC.
+func (m *mount) open(ino *ext2.Inode, flags uint32) (*handle, syscall.Errno) {
+	write := wantsWrite(flags)
+	f, err := m.fs.Open(ino, write)
 	if err != nil {
-		return nil, 0, errno(err)
+		return nil, errno(err)
 	}
-	return n.m.newHandle(f, of), 0, 0
-}
-
-// caller returns the uid and gid of the process that made the request.
-func caller(ctx context.Context) (uid, gid uint32, ok bool) {
-	c, ok := fuse.FromContext(ctx)
-	if !ok || c == nil {
-		return 0, 0, false
-	}
-	return c.Uid, c.Gid, true
-}
-
-// ownLocked gives the new file at cp the caller's uid, and its gid unless
-// its directory is set-group-ID (then package ext2 gave it the
-// directory's group, as inode_init_owner does). fi is its attributes;
-// the returned attributes are current.
-//
-// Preconditions: n.m.ns is held.
-func (n *node) ownLocked(ctx context.Context, cp string, fi fs.FileInfo, stat func() (fs.FileInfo, error)) (fs.FileInfo, syscall.Errno) {
-	uid, gid, ok := caller(ctx)
-	if !ok {
-		return fi, 0
-	}
-	ii, e := inodeInfo(fi)
-	if e != 0 {
-		return nil, e
-	}
-	u, g := -1, -1
-	if ii.UID != uid {
-		u = int(uid)
-	}
-	if ii.GID != gid {
-		dir, err := n.m.fsys.Lstat(parentPath(cp))
-		if err != nil {
+	if flags&syscall.O_TRUNC != 0 {
+		if err := f.Truncate(0); err != nil {
+			f.Close()
 			return nil, errno(err)
 		}
-		if dir.Mode()&fs.ModeSetgid == 0 {
-			g = int(gid)
-		}
 	}
-	if u == -1 && g == -1 {
-		return fi, 0
-	}
-	if err := n.m.fsys.Lchown(cp, u, g); err != nil {
-		return nil, errno(err)
-	}
-	fi, err := stat()
-	if err != nil {
-		return nil, errno(err)
-	}
-	return fi, 0
+	h := &handle{m: m, f: f, append: flags&syscall.O_APPEND != 0}
+	m.register(h)
+	return h, 0
 }
 
-// created gives the file just made at cp its owner and returns its
-// node.
-//
-// Preconditions: n.m.ns is held.
-func (n *node) created(ctx context.Context, cp string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	stat := func() (fs.FileInfo, error) { return n.m.fsys.Lstat(cp) }
-	fi, err := stat()
-	if err != nil {
-		return nil, errno(err)
+// caller returns the uid and gid of the process that made the request,
+// the owner of what it creates (package ext2 gives the directory's group
+// instead below a set-group-ID directory, as inode_init_owner does).
+// Without one (not from the kernel) it is this process's.
+func caller(ctx context.Context) (uid, gid uint32) {
+	if c, ok := fuse.FromContext(ctx); ok && c != nil {
+		return c.Uid, c.Gid
 	}
-	fi, e := n.ownLocked(ctx, cp, fi, stat)
-	if e != 0 {
-		return nil, e
-	}
-	return n.newChild(ctx, fi, out)
+	return uint32(os.Getuid()), uint32(os.Getgid())
 }
 
-// begin starts a change of the directory: it refuses a read-only mount,
-// takes the namespace lock shared and resolves the directory and the new
-// name. The caller calls n.m.ns.RUnlock when done.
-func (n *node) begin(name string) (cp string, e syscall.Errno) {
+// beginChange starts a change of the directory: it refuses a read-only
+// mount and returns the directory's inode with a reference.
+func (n *node) beginChange() (*ext2.Inode, syscall.Errno) {
 	if n.m.readOnly {
-		return "", syscall.EROFS
+		return nil, syscall.EROFS
 	}
-	n.m.ns.RLock()
-	p, e := n.resolveLocked()
-	if e == 0 {
-		cp, e = childPath(p, name)
-	}
-	if e != 0 {
-		n.m.ns.RUnlock()
-	}
-	return cp, e
+	return n.acquire()
 }
 
-// Create creates and opens a regular file. Without O_EXCL an existing
-// file of the name is opened instead (a race with another creator).
+// Create creates and opens a regular file owned by the caller. Without
+// O_EXCL, a regular file another process made meanwhile is opened
+// instead.
 func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
-	cp, e := n.begin(name)
+	dir, e := n.beginChange()
 	if e != 0 {
 		return nil, nil, 0, e
 	}
-	defer n.m.ns.RUnlock()
-	fsys := n.m.fsys
-	of := openFlags(flags)
-	f, err := fsys.OpenFile(cp, of|os.O_CREATE|os.O_EXCL, permMode(mode))
-	made := err == nil
-	if errors.Is(err, fs.ErrExist) && flags&syscall.O_EXCL == 0 {
-		f, err = fsys.OpenFile(cp, of, 0)
-	}
-	if err != nil {
-		return nil, nil, 0, errno(err)
-	}
-	fi, err := f.Stat()
-	if err == nil && made {
-		fi, e = n.ownLocked(ctx, cp, fi, f.Stat)
-		if e != 0 {
-			f.Close()
-			return nil, nil, 0, e
+	defer n.m.fs.Iput(dir)
+	fsys := n.m.fs
+	uid, gid := caller(ctx)
+	ino, err := fsys.Create(dir, name, uint16(mode&0o7777), uid, gid)
+	if errors.Is(err, syscall.EEXIST) && flags&syscall.O_EXCL == 0 {
+		ino, err = fsys.LookupInode(dir, name)
+		if err == nil && !ino.IsRegular() {
+			if ino.IsDir() {
+				err = ext2.ErrIsDir
+			} else {
+				err = ext2.ErrExist
+			}
+			fsys.Iput(ino)
 		}
+	} else {
+		flags &^= syscall.O_TRUNC // new and empty
 	}
 	if err != nil {
-		f.Close()
 		return nil, nil, 0, errno(err)
 	}
-	child, e := n.newChild(ctx, fi, out)
+	h, e := n.m.open(ino, flags)
 	if e != 0 {
-		f.Close()
+		fsys.Iput(ino)
 		return nil, nil, 0, e
 	}
-	return child, n.m.newHandle(f, of), 0, 0
+	return n.child(ctx, ino, out), h, 0, 0
 }
 
-// Mkdir makes a directory.
+// made returns the node of an inode just made, or the error.
+func (n *node) made(ctx context.Context, ino *ext2.Inode, err error, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if err != nil {
+		return nil, errno(err)
+	}
+	return n.child(ctx, ino, out), 0
+}
+
+// Mkdir makes a directory owned by the caller.
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	cp, e := n.begin(name)
+	dir, e := n.beginChange()
 	if e != 0 {
 		return nil, e
 	}
-	defer n.m.ns.RUnlock()
-	if err := n.m.fsys.Mkdir(cp, permMode(mode)); err != nil {
-		return nil, errno(err)
-	}
-	return n.created(ctx, cp, out)
+	defer n.m.fs.Iput(dir)
+	uid, gid := caller(ctx)
+	ino, err := n.m.fs.Mkdir(dir, name, uint16(mode&0o7777), uid, gid)
+	return n.made(ctx, ino, err, out)
 }
 
-// Mknod makes a device node, fifo, socket or empty regular file.
+// Mknod makes a device node, fifo, socket or empty regular file owned by
+// the caller.
 func (n *node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	typ, ok := typeMode(mode)
-	if !ok {
+	switch mode & syscall.S_IFMT {
+	case 0, syscall.S_IFREG, syscall.S_IFCHR, syscall.S_IFBLK, syscall.S_IFIFO, syscall.S_IFSOCK:
+	default:
 		return nil, syscall.EINVAL
 	}
-	cp, e := n.begin(name)
+	dir, e := n.beginChange()
 	if e != 0 {
 		return nil, e
 	}
-	defer n.m.ns.RUnlock()
-	if err := n.m.fsys.Mknod(cp, typ|permMode(mode), uint64(dev)); err != nil {
-		return nil, errno(err)
-	}
-	return n.created(ctx, cp, out)
+	defer n.m.fs.Iput(dir)
+	uid, gid := caller(ctx)
+	// The kernel's S_IF* bits are ext2's i_mode type bits.
+	ino, err := n.m.fs.Mknod(dir, name, uint16(mode&(syscall.S_IFMT|0o7777)),
+		unix.Major(uint64(dev)), unix.Minor(uint64(dev)), uid, gid)
+	return n.made(ctx, ino, err, out)
 }
 
-// Symlink makes a symbolic link to target.
+// Symlink makes a symbolic link to target owned by the caller.
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	cp, e := n.begin(name)
+	dir, e := n.beginChange()
 	if e != 0 {
 		return nil, e
 	}
-	defer n.m.ns.RUnlock()
-	if err := n.m.fsys.Symlink(target, cp); err != nil {
-		return nil, errno(err)
-	}
-	return n.created(ctx, cp, out)
+	defer n.m.fs.Iput(dir)
+	uid, gid := caller(ctx)
+	ino, err := n.m.fs.Symlink(dir, name, target, uid, gid)
+	return n.made(ctx, ino, err, out)
 }
 
-// Link makes name another link to target.
+// Link makes name another link to target's inode.
 func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	t, ok := target.(*node)
-	if !ok {
+	if !ok || t.m != n.m {
 		return nil, syscall.EXDEV
 	}
-	cp, e := n.begin(name)
+	dir, e := n.beginChange()
 	if e != 0 {
 		return nil, e
 	}
-	defer n.m.ns.RUnlock()
-	tp, e := t.resolveLocked()
+	defer n.m.fs.Iput(dir)
+	ino, e := t.acquire()
 	if e != 0 {
 		return nil, e
 	}
-	if err := n.m.fsys.Link(tp, cp); err != nil {
+	if err := n.m.fs.Link(ino, dir, name); err != nil {
+		n.m.fs.Iput(ino)
 		return nil, errno(err)
 	}
-	fi, err := n.m.fsys.Lstat(cp)
-	if err != nil {
-		return nil, errno(err)
-	}
-	return n.newChild(ctx, fi, out)
+	return n.child(ctx, ino, out), 0
 }
 
 // Readlink returns the target of a symbolic link.
 func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
-	n.m.ns.RLock()
-	defer n.m.ns.RUnlock()
-	p, e := n.resolveLocked()
+	ino, e := n.acquire()
 	if e != 0 {
 		return nil, e
 	}
-	target, err := n.m.fsys.Readlink(p)
+	defer n.m.fs.Iput(ino)
+	target, err := n.m.fs.ReadLink(ino)
 	if err != nil {
 		return nil, errno(err)
 	}
 	return []byte(target), 0
 }
 
-// beginMove starts a removal or rename in the directory: it refuses a
-// read-only mount and takes the namespace lock exclusively. The caller
-// calls n.m.endMove when done.
-func (n *node) beginMove() syscall.Errno {
-	if n.m.readOnly {
-		return syscall.EROFS
-	}
-	n.m.ns.Lock()
-	return 0
-}
-
-func (m *mount) endMove() {
-	m.nsGen++
-	m.lastMove.Store(time.Now().UnixNano())
-	m.ns.Unlock()
-}
-
-// remove removes name, which must be a directory if dir is set and must
-// not be one otherwise.
-func (n *node) remove(name string, dir bool) syscall.Errno {
-	if e := n.beginMove(); e != 0 {
-		return e
-	}
-	defer n.m.endMove()
-	p, e := n.resolveLocked()
+// Unlink removes a name that is not a directory's. An inode left with no
+// links lives on while a node or an open file holds it.
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	dir, e := n.beginChange()
 	if e != 0 {
 		return e
 	}
-	cp, e := childPath(p, name)
-	if e != 0 {
-		return e
-	}
-	fi, err := n.m.fsys.Lstat(cp)
-	if err != nil {
-		return errno(err)
-	}
-	switch {
-	case dir && !fi.IsDir():
-		return syscall.ENOTDIR
-	case !dir && fi.IsDir():
-		return syscall.EISDIR
-	}
-	return errno(n.m.fsys.Remove(cp))
+	defer n.m.fs.Iput(dir)
+	return errno(n.m.fs.Unlink(dir, name))
 }
-
-// Unlink removes a name that is not a directory's.
-func (n *node) Unlink(ctx context.Context, name string) syscall.Errno { return n.remove(name, false) }
 
 // Rmdir removes an empty directory.
-func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno { return n.remove(name, true) }
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	dir, e := n.beginChange()
+	if e != 0 {
+		return e
+	}
+	defer n.m.fs.Iput(dir)
+	return errno(n.m.fs.Rmdir(dir, name))
+}
 
 // renameNoReplace is RENAME_NOREPLACE of renameat2(2).
 const renameNoReplace = 1
@@ -615,41 +459,24 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 		return syscall.EINVAL
 	}
 	np, ok := newParent.(*node)
-	if !ok {
+	if !ok || np.m != n.m {
 		return syscall.EXDEV
 	}
-	if e := n.beginMove(); e != 0 {
-		return e
-	}
-	defer n.m.endMove()
-	p, e := n.resolveLocked()
+	dir, e := n.beginChange()
 	if e != 0 {
 		return e
 	}
-	npp, e := np.resolveLocked()
+	defer n.m.fs.Iput(dir)
+	newDir, e := np.acquire()
 	if e != 0 {
 		return e
 	}
-	from, e := childPath(p, name)
-	if e != 0 {
-		return e
-	}
-	to, e := childPath(npp, newName)
-	if e != 0 {
-		return e
-	}
+	defer n.m.fs.Iput(newDir)
+	var f uint
 	if flags&renameNoReplace != 0 {
-		// With the namespace lock held exclusively, no name can
-		// appear between this check and the rename.
-		_, err := n.m.fsys.Lstat(to)
-		if err == nil {
-			return syscall.EEXIST
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return errno(err)
-		}
+		f = ext2.RenameNoReplace
 	}
-	return errno(n.m.fsys.Rename(from, to))
+	return errno(n.m.fs.Rename(dir, name, newDir, newName, f))
 }
 
 // Statfs reports the space and inodes used and free.
@@ -681,13 +508,40 @@ func (n *node) Fsync(ctx context.Context, f gofs.FileHandle, flags uint32) sysca
 	if n.m.readOnly {
 		return 0
 	}
-	return errno(n.m.fsys.Sync())
+	return errno(n.m.fs.Sync())
 }
 
-// Flush is called at each close(2); see handle.Flush.
+// Flush is called at each close(2). Closing does not write back, as on a
+// local filesystem (data becomes durable at fsync, at writeback and at
+// unmount), and the kernel keeps file locks itself, so there is nothing
+// to do: the answer is ENOSYS, which the kernel takes as success and
+// remembers, sending no more FLUSH requests for the mount
+// (fs/fuse/file.c:fuse_flush sets fc->no_flush).
 func (n *node) Flush(ctx context.Context, f gofs.FileHandle) syscall.Errno {
-	if h, ok := f.(*handle); ok {
-		return h.Flush(ctx)
+	return syscall.ENOSYS
+}
+
+// stableAttr is the go-fuse identity of an inode: type, number and
+// generation.
+func stableAttr(st ext2.Stat) gofs.StableAttr {
+	return gofs.StableAttr{Mode: uint32(st.Mode) & syscall.S_IFMT, Ino: uint64(st.Ino), Gen: uint64(st.Generation)}
+}
+
+// fillAttr fills out with the attributes of an inode. i_mode is stored
+// with Linux's S_IF* type bits, so it passes through as it is.
+func (m *mount) fillAttr(st ext2.Stat, out *fuse.Attr) {
+	out.Ino = uint64(st.Ino)
+	out.Size = uint64(st.Size)
+	out.Blocks = st.Blocks
+	out.Mode = uint32(st.Mode)
+	out.Nlink = uint32(st.Nlink)
+	out.Uid = st.UID
+	out.Gid = st.GID
+	out.Rdev = 0
+	if t := st.Mode & layout.ModeFmt; t == layout.ModeChr || t == layout.ModeBlk {
+		out.Rdev = uint32(unix.Mkdev(st.RdevMajor, st.RdevMinor))
 	}
-	return 0
+	out.Blksize = m.blockSize
+	atime, mtime, ctime := st.Atime, st.Mtime, st.Ctime
+	out.SetTimes(&atime, &mtime, &ctime)
 }

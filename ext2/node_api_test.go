@@ -1,0 +1,346 @@
+package ext2
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mpagefs/mpage/internal/oracle"
+)
+
+// cachedNames returns the names the name cache holds for directory dir,
+// and whether it holds the directory at all.
+func cachedNames(fs *FS, dir *Inode) (map[string]uint32, bool) {
+	dc := fs.names()
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	m, ok := dc.dirs[dir.ino]
+	return copyNames(m), ok
+}
+
+func copyNames(m map[string]uint32) map[string]uint32 {
+	out := make(map[string]uint32, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// TestLookupInodeNameCache changes a large directory (cached names) and a
+// small one (searched block by block) at random, with creates, unlinks,
+// renames within and between them (also over existing names), links,
+// and directories made and removed, and after each change looks names
+// up with LookupInode against a model; at the end both directories are
+// listed and the image checked by e2fsck.
+func TestLookupInodeNameCache(t *testing.T) {
+	f := newFixture(t, oracle.MkfsOptions{SizeBytes: 16 << 20, BlockSize: 1024})
+	fs := f.fs
+	big, err := fs.Mkdir(f.root, "big", 0o755, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, err := fs.Mkdir(f.root, "small", 0o755, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[*Inode]map[string]uint32{big: {}, small: {}}
+	name := func(i int) string { return fmt.Sprintf("entry-with-a-longer-name-%04d", i) }
+	create := func(dir *Inode, n string) {
+		t.Helper()
+		ino, err := fs.Create(dir, n, 0o644, 0, 0)
+		if err != nil {
+			t.Fatalf("Create(%q): %v", n, err)
+		}
+		dirs[dir][n] = ino.ino
+		fs.Iput(ino)
+	}
+	for i := range 400 { // 400 entries of 36 bytes: 14 KiB, past dcacheMinSize
+		create(big, name(i))
+	}
+	for i := range 5 {
+		create(small, name(i))
+	}
+	check := func(dir *Inode, n string) {
+		t.Helper()
+		want, ok := dirs[dir][n]
+		ino, err := fs.LookupInode(dir, n)
+		switch {
+		case !ok && !errors.Is(err, syscall.ENOENT):
+			if err == nil {
+				fs.Iput(ino)
+			}
+			t.Fatalf("LookupInode(%q) of a removed name: %v, want ENOENT", n, err)
+		case ok && err != nil:
+			t.Fatalf("LookupInode(%q): %v, want inode %d", n, err, want)
+		case ok:
+			got := ino.ino
+			fs.Iput(ino)
+			if got != want {
+				t.Fatalf("LookupInode(%q) = inode %d, want %d", n, got, want)
+			}
+		}
+	}
+	check(big, name(0)) // builds the cache of big
+	if _, ok := cachedNames(fs, big); !ok {
+		t.Fatalf("no cached names for a directory of %d bytes", big.Size())
+	}
+	if _, ok := cachedNames(fs, small); ok {
+		t.Errorf("names cached for a directory of %d bytes, below %d", small.Size(), dcacheMinSize)
+	}
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func(dir *Inode) string { // an existing name, or "" for none
+		if len(dirs[dir]) == 0 {
+			return ""
+		}
+		names := make([]string, 0, len(dirs[dir]))
+		for n := range dirs[dir] {
+			names = append(names, n)
+		}
+		slices.Sort(names)
+		return names[rng.IntN(len(names))]
+	}
+	other := func(d *Inode) *Inode {
+		if d == big {
+			return small
+		}
+		return big
+	}
+	next := 1000
+	for step := range 600 {
+		d := big
+		if rng.IntN(4) == 0 {
+			d = small
+		}
+		var touched []string
+		switch op := rng.IntN(6); op {
+		case 0: // create
+			n := name(next)
+			next++
+			create(d, n)
+			touched = append(touched, n)
+		case 1: // unlink
+			n := pick(d)
+			if n == "" {
+				continue
+			}
+			if err := fs.Unlink(d, n); err != nil {
+				t.Fatalf("step %d: Unlink(%q): %v", step, n, err)
+			}
+			delete(dirs[d], n)
+			touched = append(touched, n)
+		case 2, 3: // rename within d or to the other directory, to a new name or over an existing one
+			n := pick(d)
+			if n == "" {
+				continue
+			}
+			to := d
+			if op == 3 {
+				to = other(d)
+			}
+			nn := name(next)
+			next++
+			if rng.IntN(2) == 0 {
+				if e := pick(to); e != "" && e != n {
+					nn = e
+				}
+			}
+			if err := fs.Rename(d, n, to, nn, 0); err != nil {
+				t.Fatalf("step %d: Rename(%q, %q): %v", step, n, nn, err)
+			}
+			ino := dirs[d][n]
+			if dirs[to][nn] != ino { // onto another link to the same inode: nothing happens
+				delete(dirs[d], n)
+				dirs[to][nn] = ino
+			}
+			touched = append(touched, n, nn)
+		case 4: // link
+			n := pick(d)
+			if n == "" {
+				continue
+			}
+			src, err := fs.Iget(dirs[d][n])
+			if err != nil {
+				t.Fatal(err)
+			}
+			nn := name(next)
+			next++
+			err = fs.Link(src, other(d), nn)
+			fs.Iput(src)
+			if err != nil {
+				t.Fatalf("step %d: Link(%q): %v", step, nn, err)
+			}
+			dirs[other(d)][nn] = dirs[d][n]
+			touched = append(touched, nn)
+		case 5: // a directory made, then removed
+			n := name(next)
+			next++
+			sub, err := fs.Mkdir(d, n, 0o755, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dirs[d][n] = sub.ino
+			fs.Iput(sub)
+			check(d, n)
+			if err := fs.Rmdir(d, n); err != nil {
+				t.Fatal(err)
+			}
+			delete(dirs[d], n)
+			touched = append(touched, n)
+		}
+		for _, n := range touched {
+			check(big, n)
+			check(small, n)
+		}
+		check(d, pick(d))
+	}
+	for _, d := range []*Inode{big, small} {
+		ents, err := fs.ReadDir(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]uint32{}
+		for _, e := range ents {
+			if e.Name != "." && e.Name != ".." {
+				got[e.Name] = e.Ino
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(dirs[d]) {
+			t.Errorf("directory inode %d lists %d names, the model %d: got %v, want %v", d.ino, len(got), len(dirs[d]), got, dirs[d])
+		}
+		for n := range dirs[d] {
+			check(d, n)
+		}
+	}
+	if cached, ok := cachedNames(fs, big); ok {
+		delete(cached, ".")
+		delete(cached, "..")
+		if fmt.Sprint(cached) != fmt.Sprint(dirs[big]) {
+			t.Errorf("the name cache of the large directory differs from it: %v, want %v", cached, dirs[big])
+		}
+	}
+	fs.Iput(big)
+	fs.Iput(small)
+	f.closeClean()
+}
+
+// TestNameCacheOfRemovedDirectory removes a large, cached directory and
+// makes a new one, which takes the same inode number: the new directory
+// must not answer with the old one's names.
+func TestNameCacheOfRemovedDirectory(t *testing.T) {
+	f := newFixture(t, oracle.MkfsOptions{SizeBytes: 16 << 20, BlockSize: 1024})
+	fs := f.fs
+	d, err := fs.Mkdir(f.root, "d", 0o755, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 300 {
+		ino, err := fs.Create(d, fmt.Sprintf("name-%04d-padding-padding", i), 0o644, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs.Iput(ino)
+	}
+	ino, err := fs.LookupInode(d, "name-0007-padding-padding")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.Iput(ino)
+	if _, ok := cachedNames(fs, d); !ok {
+		t.Fatalf("no cached names for a directory of %d bytes", d.Size())
+	}
+	for i := range 300 {
+		if err := fs.Unlink(d, fmt.Sprintf("name-%04d-padding-padding", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := d.ino
+	if err := fs.Rmdir(f.root, "d"); err != nil {
+		t.Fatal(err)
+	}
+	fs.Iput(d) // deleted now
+	d, err = fs.Mkdir(f.root, "e", 0o755, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Iput(d)
+	if d.ino != old {
+		t.Logf("the new directory is inode %d, not %d: the check below is weaker", d.ino, old)
+	}
+	if _, ok := cachedNames(fs, d); ok {
+		t.Errorf("a new directory, inode %d, has cached names", d.ino)
+	}
+	if ino, err := fs.LookupInode(d, "name-0007-padding-padding"); !errors.Is(err, syscall.ENOENT) {
+		if err == nil {
+			fs.Iput(ino)
+		}
+		t.Errorf("LookupInode in the new directory of a name of the removed one: %v, want ENOENT", err)
+	}
+}
+
+// TestSetAttrOfUnlinkedInode changes the mode, owner, times and size of
+// a file that has no name left but is open, as fchmod, fchown, futimens
+// and ftruncate do; the inode is deleted at the last close.
+func TestSetAttrOfUnlinkedInode(t *testing.T) {
+	f := newFixture(t, oracle.MkfsOptions{})
+	fs := f.fs
+	ino, err := fs.Create(f.root, "f", 0o644, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := fs.Open(ino, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := file.WriteAt(make([]byte, 5000), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Unlink(f.root, "f"); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Unix(1_000_000_000, 5)
+	mt := time.Unix(1_100_000_000, 7)
+	before := ino.Stat().Ctime
+	time.Sleep(10 * time.Millisecond)
+	if err := fs.Truncate(ino, 100); err != nil {
+		t.Fatalf("Truncate of an unlinked open file: %v", err)
+	}
+	err = fs.SetAttr(ino, AttrChange{
+		SetMode: true, Mode: 0o4750,
+		SetUID: true, UID: 1234, SetGID: true, GID: 5678,
+		SetAtime: true, Atime: at, SetMtime: true, Mtime: mt,
+	})
+	if err != nil {
+		t.Fatalf("SetAttr of an unlinked open file: %v", err)
+	}
+	st := ino.Stat()
+	if st.Mode != 0o100000|0o4750 || st.UID != 1234 || st.GID != 5678 || st.Nlink != 0 || st.Size != 100 {
+		t.Errorf("after setattr: mode %#o uid %d gid %d nlink %d size %d, want %#o 1234 5678 0 100",
+			st.Mode, st.UID, st.GID, st.Nlink, st.Size, 0o104750)
+	}
+	if !st.Atime.Equal(at) || st.Mtime.Unix() != mt.Unix() {
+		t.Errorf("times: atime %v mtime %v, want %v %v", st.Atime, st.Mtime, at, mt)
+	}
+	if !st.Ctime.After(before) {
+		t.Errorf("ctime %v not after %v", st.Ctime, before)
+	}
+	dir, err := fs.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Iput(dir)
+	if err := fs.Truncate(dir, 0); !errors.Is(err, syscall.EISDIR) {
+		t.Errorf("Truncate of a directory: %v, want EISDIR", err)
+	}
+	file.Close()
+	fs.Iput(ino) // the last reference: deleted
+	if g := fs.Igrab(ino); g != nil {
+		t.Errorf("Igrab of a deleted inode = inode %d, want nil", g.ino)
+		fs.Iput(g)
+	}
+	f.closeClean()
+}
