@@ -18,6 +18,7 @@ type aops struct {
 var (
 	_ pagecache.Operations    = (*aops)(nil)
 	_ pagecache.WriteBeginner = (*aops)(nil)
+	_ mpage.FallbackCounter   = (*aops)(nil)
 )
 
 // newMapping gives a regular file inode its page cache mapping, with
@@ -71,4 +72,21 @@ func (ino *Inode) syncData() error {
 		return nil
 	}
 	return writeback.SyncMapping(ino.m)
+}
+
+// FallbackRead counts a page that mpage read block by block
+// (block_read_full_page), for FS.FallbackPages.
+func (a *aops) FallbackRead() { a.ino.fs.fallback.reads.Add(1) }
+
+// FallbackWrite counts a page that mpage handed to WritePage, for
+// FS.FallbackPages.
+func (a *aops) FallbackWrite() { a.ino.fs.fallback.writes.Add(1) }
+
+// FallbackPages returns how many pages of file data took the per-block
+// (buffer head) path since mount, because their blocks were not one
+// contiguous run on disk or the page already had buffers: read with
+// block_read_full_page, written with ext2_writepage. The counts are those
+// of mpage's "confused" pages; a file laid out contiguously adds none.
+func (fs *FS) FallbackPages() (read, write int64) {
+	return fs.fallback.reads.Load(), fs.fallback.writes.Load()
 }

@@ -150,6 +150,12 @@ type FS struct {
 
 	rsv reservations
 
+	// fallback counts the pages mpage sent down the per-block path
+	// (FallbackPages).
+	fallback struct {
+		reads, writes atomic.Int64
+	}
+
 	// flusher writes dirty file data in the background (nil on a
 	// read-only mount). Set by Mount, never changed after.
 	flusher *writeback.Flusher

@@ -160,14 +160,24 @@ type Stats struct {
 	Queue     block.Stats       // the device's request queue
 	PageCache pagecache.Stats   // file data pages
 	Buffers   buffer.CacheStats // the metadata buffer cache
+
+	// FallbackReadPages and FallbackWritePages count the pages of file
+	// data read or written block by block through buffer heads rather
+	// than in multi-page bios, because their blocks were not contiguous
+	// on disk (fs/mpage.c's "confused" pages; ext2.FS.FallbackPages).
+	FallbackReadPages  int64
+	FallbackWritePages int64
 }
 
 // Stats returns a snapshot of the I/O counters.
 func (f *FS) Stats() Stats {
+	r, w := f.fs.FallbackPages()
 	return Stats{
-		Queue:     f.fs.Queue().Stats(),
-		PageCache: f.fs.PageCache().Stats(),
-		Buffers:   f.fs.BufferCache().Stats(),
+		Queue:              f.fs.Queue().Stats(),
+		PageCache:          f.fs.PageCache().Stats(),
+		Buffers:            f.fs.BufferCache().Stats(),
+		FallbackReadPages:  r,
+		FallbackWritePages: w,
 	}
 }
 

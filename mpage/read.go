@@ -321,6 +321,7 @@ func (d *mpageData) readConfused(p *pagecache.Page) {
 		d.submit()
 	}
 	if !p.Uptodate() {
+		countFallback(p.Mapping(), false)
 		if err := buffer.ReadFullPage(p, d.get); err != nil && d.err == nil {
 			d.err = err
 		}

@@ -43,6 +43,7 @@ func (d *mpageData) writePage(p *pagecache.Page, wbc *pagecache.WritebackControl
 	if writepage == nil {
 		return ErrAgain
 	}
+	countFallback(m, true)
 	err := writepage(p, wbc)
 	// The caller has a reference on the mapping, so m is stable.
 	if err != nil {

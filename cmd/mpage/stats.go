@@ -44,6 +44,8 @@ func (r *runStats) add(s ext2fs.Stats) {
 	b.Misses += s.Buffers.Misses
 	b.Reads += s.Buffers.Reads
 	b.Writes += s.Buffers.Writes
+	r.s.FallbackReadPages += s.FallbackReadPages
+	r.s.FallbackWritePages += s.FallbackWritePages
 }
 
 // statsReport is what --stats prints: in JSON with these keys, in text as
@@ -72,6 +74,8 @@ type statsReport struct {
 	MetadataWrites     int64   `json:"metadata_writes"`
 	MetadataHits       int64   `json:"metadata_hits"`
 	MetadataMisses     int64   `json:"metadata_misses"`
+	FallbackReadPages  int64   `json:"fallback_read_pages"`
+	FallbackWritePages int64   `json:"fallback_write_pages"`
 	ElapsedSeconds     float64 `json:"elapsed_seconds"`
 	ThroughputBytesSec float64 `json:"throughput_bytes_per_second"`
 }
@@ -103,6 +107,9 @@ func (r *runStats) report(command string, elapsed time.Duration) statsReport {
 		MetadataHits:     r.s.Buffers.Hits,
 		MetadataMisses:   r.s.Buffers.Misses,
 		ElapsedSeconds:   elapsed.Seconds(),
+
+		FallbackReadPages:  r.s.FallbackReadPages,
+		FallbackWritePages: r.s.FallbackWritePages,
 	}
 	if q.ReadCalls > 0 {
 		rep.BytesPerReadCall = float64(q.BytesRead) / float64(q.ReadCalls)
@@ -139,6 +146,7 @@ func writeStatsText(w io.Writer, r statsReport) {
 		human(r.LargestRequest), r.Flushes)
 	fmt.Fprintf(w, "stats: page cache peak %d pages, %d evicted; metadata %d blocks read, %d written (%d hits, %d misses)\n",
 		r.PeakCachePages, r.EvictedPages, r.MetadataReads, r.MetadataWrites, r.MetadataHits, r.MetadataMisses)
+	fmt.Fprintf(w, "stats: per-block fallback: %d pages read, %d written\n", r.FallbackReadPages, r.FallbackWritePages)
 	fmt.Fprintf(w, "stats: %.3f s, %s/s\n", r.ElapsedSeconds, human(int64(r.ThroughputBytesSec)))
 }
 
