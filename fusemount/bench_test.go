@@ -1,6 +1,7 @@
 package fusemount
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -82,4 +83,36 @@ func mountBench(b *testing.B, image string) *mounted {
 		b.Skip("needs /dev/fuse and root")
 	}
 	return mountTB(b, image, Options{})
+}
+
+// BenchmarkCopyBigDirectory copies a tree of 5,000 small files in one
+// directory and 1,000 in 20 others in with cp -a and removes it again:
+// lookups and creates in a large directory.
+func BenchmarkCopyBigDirectory(b *testing.B) {
+	src := filepath.Join(b.TempDir(), "tree")
+	for d := range 21 {
+		dir, n := filepath.Join(src, "big"), 5000
+		if d > 0 {
+			dir, n = filepath.Join(src, "sub", fmt.Sprintf("d%02d", d)), 50
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		for i := range n {
+			name := filepath.Join(dir, fmt.Sprintf("file-with-a-longish-name-%05d.txt", i))
+			if err := os.WriteFile(name, make([]byte, i%3000), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	image := oracle.MkfsImage(b, oracle.MkfsOptions{SizeBytes: 128 << 20})
+	m := mountBench(b, image)
+	for b.Loop() {
+		if out, err := exec.Command("cp", "-a", src, m.path("t")).CombinedOutput(); err != nil {
+			b.Fatalf("cp -a: %v\n%s", err, out)
+		}
+		if err := os.RemoveAll(m.path("t")); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -316,14 +316,21 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	uid, gid := caller(ctx)
 	ino, err := fsys.Create(dir, name, uint16(mode&0o7777), uid, gid)
 	if errors.Is(err, syscall.EEXIST) && flags&syscall.O_EXCL == 0 {
+		// Made by another process since the kernel looked: open it,
+		// checking the access the kernel could not (it saw no file).
 		ino, err = fsys.LookupInode(dir, name)
-		if err == nil && !ino.IsRegular() {
-			if ino.IsDir() {
+		if err == nil {
+			switch {
+			case ino.IsDir():
 				err = ext2.ErrIsDir
-			} else {
+			case !ino.IsRegular():
 				err = ext2.ErrExist
+			case !mayOpen(ino.Stat(), uid, gid, flags):
+				err = syscall.EACCES
 			}
-			fsys.Iput(ino)
+			if err != nil {
+				fsys.Iput(ino)
+			}
 		}
 	} else {
 		flags &^= syscall.O_TRUNC // new and empty
@@ -337,6 +344,36 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, e
 	}
 	return n.child(ctx, ino, out), h, 0, 0
+}
+
+// mayOpen reports whether the caller uid:gid may open a file of
+// attributes st with the kernel's open flags, by the owner, group or
+// other bits (the caller's supplementary groups are not known here, so
+// a group member by those alone is refused); root may always.
+func mayOpen(st ext2.Stat, uid, gid uint32, flags uint32) bool {
+	if uid == 0 {
+		return true
+	}
+	var want uint16
+	switch int(flags) & syscall.O_ACCMODE {
+	case syscall.O_RDONLY:
+		want = 4
+	case syscall.O_WRONLY:
+		want = 2
+	default:
+		want = 6
+	}
+	if flags&syscall.O_TRUNC != 0 {
+		want |= 2
+	}
+	bits := st.Mode & 7
+	switch {
+	case st.UID == uid:
+		bits = st.Mode >> 6 & 7
+	case st.GID == gid:
+		bits = st.Mode >> 3 & 7
+	}
+	return bits&want == want
 }
 
 // made returns the node of an inode just made, or the error.
