@@ -425,13 +425,21 @@ func (ino *Inode) MapBlock(iblock int64, create bool) (blk int64, isNew bool, er
 	return res.blk, res.isNew, nil
 }
 
-// MapBlocks maps up to max file blocks from iblock onto one contiguous run
-// of device blocks without allocating, returning the first device block
-// and the run's length (0, 1 for a single-block hole).
-func (ino *Inode) MapBlocks(iblock int64, max int) (blk int64, count int, err error) {
-	res, err := ino.getBlocks(iblock, max, false)
+// MapBlocks maps up to maxBlocks file blocks from iblock onto one
+// contiguous run of device blocks without allocating, returning the first
+// device block and the run's length. For a hole it returns block 0 and,
+// as count, how many file blocks from iblock are holes for sure (at least
+// 1, at most maxBlocks): the rest of the range a missing pointer would
+// map, so that a walk over a sparse file steps over a missing indirect
+// block at once.
+func (ino *Inode) MapBlocks(iblock int64, maxBlocks int) (blk int64, count int, err error) {
+	maxBlocks = max(maxBlocks, 1)
+	res, err := ino.getBlocks(iblock, maxBlocks, false)
 	if err != nil {
 		return 0, 0, err
+	}
+	if res.count == 0 {
+		return 0, int(min(max(res.hole, 1), int64(maxBlocks))), nil
 	}
 	return res.blk, res.count, nil
 }

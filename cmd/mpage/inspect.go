@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -12,7 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/mpagefs/mpage/ext2"
 	"github.com/mpagefs/mpage/ext2fs"
 	"github.com/spf13/cobra"
 )
@@ -259,11 +257,6 @@ func typeName(m fs.FileMode) string {
 	return "regular file"
 }
 
-// blockRun is a run of file blocks on contiguous device blocks.
-type blockRun struct {
-	file, dev, count int64
-}
-
 func (a *app) stat(s *session, sp spec, maxRuns int) error {
 	fsys, err := s.open(sp.image)
 	if err != nil {
@@ -296,13 +289,17 @@ func (a *app) stat(s *session, sp spec, maxRuns int) error {
 	}{{"Access", ii.Atime}, {"Modify", ii.Mtime}, {"Change", ii.Ctime}} {
 		fmt.Fprintf(w, "%s: %s (%d)\n", t.n, t.t.Format("2006-01-02 15:04:05 -0700"), t.t.Unix())
 	}
-	runs, blocks, err := blockMap(fsys, sp.path)
+	runs, err := fsys.BlockMap(sp.path)
 	if err != nil {
 		return pathError(sp, err)
 	}
-	if runs == nil && blocks == 0 {
+	if len(runs) == 0 {
 		fmt.Fprintf(w, "Block map: no data blocks\n")
 		return nil
+	}
+	blocks := int64(0)
+	for _, r := range runs {
+		blocks += r.Count
 	}
 	fmt.Fprintf(w, "Block map: %d data blocks in %d runs\n", blocks, len(runs))
 	for i, r := range runs {
@@ -310,83 +307,13 @@ func (a *app) stat(s *session, sp spec, maxRuns int) error {
 			fmt.Fprintf(w, "  ... %d more runs\n", len(runs)-i)
 			break
 		}
-		if r.count == 1 {
-			fmt.Fprintf(w, "  (%d):%d\n", r.file, r.dev)
+		if r.Count == 1 {
+			fmt.Fprintf(w, "  (%d):%d\n", r.Logical, r.Physical)
 		} else {
-			fmt.Fprintf(w, "  (%d-%d):%d-%d\n", r.file, r.file+r.count-1, r.dev, r.dev+r.count-1)
+			fmt.Fprintf(w, "  (%d-%d):%d-%d\n", r.Logical, r.Logical+r.Count-1, r.Physical, r.Physical+r.Count-1)
 		}
 	}
 	return nil
-}
-
-// blockMap returns the runs of contiguous data blocks of the inode at p
-// (not following a final symlink), from the ext2 block map, and how many
-// data blocks there are. Holes are skipped. A fast symlink or a device
-// node has none.
-func blockMap(fsys *ext2fs.FS, p string) ([]blockRun, int64, error) {
-	e := fsys.Ext2()
-	ino, err := e.LookupPath(p, false)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer e.Iput(ino)
-	st := ino.Stat()
-	if st.Blocks == 0 {
-		return nil, 0, nil
-	}
-	bs := int64(e.BlockSize())
-	switch st.Mode & 0xF000 {
-	case 0x8000, 0x4000, 0xA000:
-	default:
-		return nil, 0, nil
-	}
-	nblocks := (st.Size + bs - 1) / bs
-	var f *ext2.File
-	if ino.IsRegular() {
-		if f, err = e.Open(ino, false); err != nil {
-			return nil, 0, err
-		}
-		defer f.Close()
-	}
-	var runs []blockRun
-	var total int64
-	for ib := int64(0); ib < nblocks; {
-		blk, n, err := ino.MapBlocks(ib, int(min(nblocks-ib, 1<<20)))
-		if err != nil {
-			return nil, 0, err
-		}
-		if n <= 0 {
-			n = 1
-		}
-		if blk == 0 {
-			// A hole: skip to the next data.
-			if f == nil {
-				ib++
-				continue
-			}
-			off, err := f.Seek(ib*bs, ext2.SeekData)
-			if errors.Is(err, ext2.ErrNoData) || errors.Is(err, syscall.ENXIO) {
-				break
-			}
-			if err != nil {
-				return nil, 0, err
-			}
-			if next := off / bs; next > ib {
-				ib = next
-			} else {
-				ib++
-			}
-			continue
-		}
-		if k := len(runs); k > 0 && runs[k-1].file+runs[k-1].count == ib && runs[k-1].dev+runs[k-1].count == blk {
-			runs[k-1].count += int64(n)
-		} else {
-			runs = append(runs, blockRun{file: ib, dev: blk, count: int64(n)})
-		}
-		total += int64(n)
-		ib += int64(n)
-	}
-	return runs, total, nil
 }
 
 func newDfCmd(a *app) *cobra.Command {
