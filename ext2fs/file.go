@@ -255,8 +255,11 @@ func (file *File) Truncate(size int64) error {
 
 // Sync makes the file durable (fsync): its data, its inode and the
 // metadata they need. A writeback error that happened since the file was
-// opened, or since the last Sync, is reported once. For a file that is
-// not a regular file it syncs the whole filesystem.
+// opened, or since the last Sync, is reported once. For a directory it
+// writes the directory's blocks and inode (ext2.FS.SyncInode), so that
+// names added, removed or renamed in it survive a crash; the inodes they
+// name are synced by their own Sync. Other files' data is not written:
+// FS.Sync does that.
 func (file *File) Sync() error {
 	if err := file.check("sync"); err != nil {
 		return err
@@ -267,7 +270,7 @@ func (file *File) Sync() error {
 	if file.fsys.ReadOnly() {
 		return nil
 	}
-	return pathErr("sync", file.name, file.fsys.fs.Sync())
+	return pathErr("sync", file.name, file.fsys.fs.SyncInode(file.ino))
 }
 
 // Close releases the file. The inode of a file unlinked while open is
