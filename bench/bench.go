@@ -105,12 +105,13 @@ func newBench(c config, root, results string) (*bench, error) {
 		b.canDrop = true
 	}
 	logf("building mpage: go build -o %s ./cmd/mpage", filepath.Join(results, "mpage"))
-	bin, err := buildMpage(root, results)
+	bin, built, err := buildMpage(root, results)
 	if err != nil {
 		return nil, err
 	}
 	mpageBin = bin
 	b.sys = collectSysInfo(b.work, root)
+	b.sys.built = built
 	return b, nil
 }
 

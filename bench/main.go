@@ -165,17 +165,51 @@ func repoRoot() (string, error) {
 	return filepath.Dir(mod), nil
 }
 
-// buildMpage builds the mpage command once into dir.
-func buildMpage(root, dir string) (string, error) {
-	bin := filepath.Join(dir, "mpage")
+// buildMpage builds the mpage command once into dir, from the working
+// tree; if that does not build (another change is half-way), from a clean
+// export of the committed HEAD. It returns the binary and a note saying
+// which source it built.
+func buildMpage(root, dir string) (bin, note string, err error) {
+	bin = filepath.Join(dir, "mpage")
+	werr := goBuild(root, bin)
+	if werr == nil {
+		return bin, "the working tree", nil
+	}
+	logf("the working tree does not build (%v); building the committed HEAD instead", firstLine(werr.Error()))
+	src := filepath.Join(dir, "head-src")
+	os.RemoveAll(src)
+	defer os.RemoveAll(src)
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return "", "", err
+	}
+	tarball := filepath.Join(dir, "head.tar")
+	defer os.Remove(tarball)
+	if out, err := exec.Command("git", "-C", root, "archive", "--format=tar", "-o", tarball, "HEAD").CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("%v; and git archive HEAD: %v %s", werr, err, out)
+	}
+	if out, err := exec.Command("tar", "-xf", tarball, "-C", src).CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("%v; and unpacking HEAD: %v %s", werr, err, out)
+	}
+	if err := goBuild(src, bin); err != nil {
+		return "", "", fmt.Errorf("neither the working tree nor HEAD builds: %v; %v", werr, err)
+	}
+	return bin, "a clean export of the committed HEAD (the working tree, with other work half-way, did not build)", nil
+}
+
+func goBuild(dir, bin string) error {
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/mpage")
-	cmd.Dir = root
+	cmd.Dir = dir
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go build -o %s ./cmd/mpage: %v\n%s", bin, err, out.String())
+		return fmt.Errorf("go build -o %s ./cmd/mpage: %v\n%s", bin, err, out.String())
 	}
-	return bin, nil
+	return nil
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
 }
 
 // tool is the path of a program, or its bare name when it is not found

@@ -93,7 +93,7 @@ func (b *bench) markdown(svgRel string) string {
 	p("| Disk of the work directory | %s |\n", orDash(b.sys.disk))
 	p("| Kernel | %s |\n", orDash(b.sys.kernel))
 	p("| Go | %s |\n", orDash(b.sys.goVersion))
-	p("| mpage | commit %s, built once with `go build -o bench/results/mpage ./cmd/mpage`; page-cache limit `--cache %s` |\n\n", b.sys.commit, b.cfg.cache)
+	p("| mpage | commit %s; built once from %s with `go build -o bench/results/mpage ./cmd/mpage`; page-cache limit `--cache %s` |\n\n", b.sys.commit, b.sys.built, b.cfg.cache)
 	p("## Peers\n\n| Package | Version |\n|---|---|\n")
 	for _, pkg := range peerPackages {
 		label := b.sys.versions["label:"+pkg]

@@ -22,6 +22,7 @@ type sysInfo struct {
 	kernel    string
 	goVersion string
 	commit    string
+	built     string // what mpage was built from
 	loadStart string
 	versions  map[string]string // peer -> version
 }
@@ -140,7 +141,7 @@ func gitCommit(root string) string {
 	}
 	c := strings.TrimSpace(string(out))
 	if st, err := exec.Command("git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
-		c += " (with uncommitted changes of other work in the tree)"
+		c += " (the working tree had uncommitted changes of other work)"
 	}
 	return c
 }
