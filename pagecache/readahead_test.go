@@ -44,9 +44,9 @@ func TestReadaheadSequentialRamp(t *testing.T) {
 		reqSize int // bytes per read
 		want    []int
 	}{
-		{"default max, page reads", 0, PageSize, []int{4, 16, 32, 64, 128, 128, 128}},
+		{"max 128, page reads", 128, PageSize, []int{4, 16, 32, 64, 128, 128, 128}},
 		{"max 512, page reads", 512, PageSize, []int{4, 16, 64, 128, 256, 512, 512}},
-		{"default max, 16-page reads", 0, 16 * PageSize, []int{32, 64, 128, 128, 128}},
+		{"max 128, 16-page reads", 128, 16 * PageSize, []int{32, 64, 128, 128, 128}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -156,5 +156,44 @@ func TestReadaheadStopsAtEOF(t *testing.T) {
 	}
 	if got, want := o.readBatches(), []int{3}; !slices.Equal(got, want) {
 		t.Errorf("batches got %v, want %v", got, want)
+	}
+}
+
+// TestDefaultMaxReadahead checks the default window (1024 pages, one full
+// request of a block.File) and its cap at a quarter of the cache.
+func TestDefaultMaxReadahead(t *testing.T) {
+	tests := []struct {
+		name  string
+		cfg   Config
+		want  int
+		ramp  []int // ReadPages batches of a cold read in 256-page reads
+		pages int
+	}{
+		{"default cache", Config{}, 1024, []int{512, 1024, 1024}, 3000},
+		{"16 MiB cache", Config{Limit: 16 << 20}, 1024, []int{512, 1024, 1024}, 3000},
+		{"1 MiB cache", Config{Limit: 1 << 20}, 64, []int{64, 64, 64}, 300},
+		{"asked 4096, capped", Config{MaxReadahead: 4096}, MaxReadaheadLimit, nil, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, m, o := newTestMapping(t, tc.cfg, pattern(max(tc.pages, 1)*PageSize, 1), false)
+			if got := c.MaxReadahead(); got != tc.want {
+				t.Errorf("MaxReadahead got %d, want %d", got, tc.want)
+			}
+			if tc.ramp == nil {
+				return
+			}
+			ra := NewReadaheadState(0)
+			buf := make([]byte, 256*PageSize)
+			for off := int64(0); off < int64(tc.pages)*PageSize; off += int64(len(buf)) {
+				if _, err := m.Read(ra, buf, off); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := o.readBatches()
+			if len(got) < len(tc.ramp) || !slices.Equal(got[:len(tc.ramp)], tc.ramp) {
+				t.Errorf("ReadPages batches got %v, want prefix %v", got, tc.ramp)
+			}
+		})
 	}
 }
