@@ -2,11 +2,7 @@ package ext2
 
 import (
 	"errors"
-	"fmt"
-	"syscall"
-	"time"
 
-	"github.com/mpagefs/mpage/ext2/layout"
 	"github.com/mpagefs/mpage/writeback"
 )
 
@@ -19,13 +15,7 @@ import (
 // and never overlap (O_APPEND: generic_write_checks with IOCB_APPEND
 // reading i_size under inode_lock). Otherwise it behaves as WriteAt.
 func (f *File) Append(p []byte) (off int64, n int, err error) {
-	if f.closed.Load() {
-		return 0, 0, ErrClosed
-	}
-	if !f.writable {
-		return 0, 0, fmt.Errorf("%w: file not opened for writing", ErrInvalid)
-	}
-	if err := f.fs.checkWritable(); err != nil {
+	if err := f.checkWrite(); err != nil {
 		return 0, 0, err
 	}
 	ino := f.ino
@@ -35,32 +25,7 @@ func (f *File) Append(p []byte) (off int64, n int, err error) {
 	if len(p) == 0 {
 		return off, 0, nil
 	}
-	if ino.disk.Flags&layout.FlImmutable != 0 {
-		return off, 0, fmt.Errorf("ext2: inode %d is immutable: %w", ino.ino, syscall.EPERM)
-	}
-	max := f.fs.maxFileSize()
-	if off >= max {
-		return off, 0, fmt.Errorf("%w: append at %d, largest file size %d", ErrFileTooBig, off, max)
-	}
-	short := false
-	if int64(len(p)) > max-off {
-		p = p[:max-off]
-		short = true
-	}
-	n, err = ino.m.Write(p, off)
-	if err != nil {
-		err = ino.writeFailedLocked(off+int64(len(p)), err)
-	}
-	if n > 0 {
-		now := time.Now()
-		ino.UpdateLocked(func(d *layout.Inode) {
-			d.SetSize(uint64(ino.m.Size()))
-			setTimes(d, now, "mc")
-		})
-	}
-	if err == nil && short {
-		err = fmt.Errorf("%w: append stopped at the largest file size %d", ErrFileTooBig, max)
-	}
+	n, err = f.writeLocked(p, off)
 	return off, n, err
 }
 

@@ -111,6 +111,23 @@ func (fs *FS) checkedDirBlockLocked(dir *Inode, ib int64) (*buffer.Head, int64, 
 	return bh, blk, nil
 }
 
+// walkRecords decodes, and so checks, every record of a directory block
+// in order (ext2_check_page's checks, in the pass that uses the block),
+// calling visit with each; it stops at the first bad record and returns
+// its error (a *layout.CorruptError for dirCorrupt).
+// Preconditions: the buffer holding data is locked.
+func (fs *FS) walkRecords(data []byte, visit func(rec layout.DirRecord)) error {
+	var rec layout.DirRecord
+	var err error
+	for off := 0; off < len(data); off += rec.RecLen {
+		if rec, err = layout.DecodeDirRecord(data, off, fs.filetype, fs.inodesCount); err != nil {
+			return err
+		}
+		visit(rec)
+	}
+	return nil
+}
+
 // findEntryLocked looks for name in directory dir, mirroring
 // fs/ext2/dir.c:ext2_find_entry() (a linear scan of every block, hashed
 // directories included). It returns nil when name is not there.
@@ -124,19 +141,14 @@ func (fs *FS) findEntryLocked(dir *Inode, name string) (*dirSlot, error) {
 		}
 		var slot *dirSlot
 		prev := -1
-		var rec layout.DirRecord
-		var derr error
 		bh.Lock()
 		data := bh.Data
-		for off := 0; off < len(data); off += rec.RecLen {
-			if rec, derr = layout.DecodeDirRecord(data, off, fs.filetype, fs.inodesCount); derr != nil {
-				break
-			}
+		derr := fs.walkRecords(data, func(rec layout.DirRecord) {
 			if slot == nil && rec.Inode != 0 && rec.NameLen == len(name) && string(rec.Name(data)) == name {
 				slot = &dirSlot{ib: ib, blk: blk, bh: bh, rec: rec, prev: prev}
 			}
-			prev = off
-		}
+			prev = rec.Offset
+		})
 		bh.Unlock()
 		if derr != nil {
 			fs.bc.Release(bh)
@@ -209,15 +221,10 @@ func (fs *FS) addLinkLocked(dir *Inode, name string, ino uint32, mode uint16) er
 			return err
 		}
 		exists := false
-		var rec layout.DirRecord
-		var derr error
 		var found *dirSlot
 		bh.Lock()
 		data := bh.Data
-		for off := 0; off < len(data); off += rec.RecLen {
-			if rec, derr = layout.DecodeDirRecord(data, off, fs.filetype, fs.inodesCount); derr != nil {
-				break
-			}
+		derr := fs.walkRecords(data, func(rec layout.DirRecord) {
 			if rec.Inode != 0 && rec.NameLen == len(name) && string(rec.Name(data)) == name {
 				exists = true
 			}
@@ -225,7 +232,7 @@ func (fs *FS) addLinkLocked(dir *Inode, name string, ino uint32, mode uint16) er
 				((rec.Inode == 0 && rec.RecLen >= need) || (rec.Inode != 0 && rec.RecLen >= rec.Used()+need)) {
 				found = &dirSlot{ib: ib, blk: blk, bh: bh, rec: rec}
 			}
-		}
+		})
 		bh.Unlock()
 		if derr != nil {
 			fs.bc.Release(bh)
@@ -269,14 +276,7 @@ func (fs *FS) addLinkLocked(dir *Inode, name string, ino uint32, mode uint16) er
 	if err != nil {
 		return err
 	}
-	bh := fs.bc.Getblk(blk)
-	bh.Lock()
-	clear(bh.Data)
-	fs.encodeDirEntry(bh.Data, 0, ino, fs.blockSize, ft, name)
-	bh.Set(buffer.Uptodate)
-	bh.Unlock()
-	fs.bc.MarkDirty(bh)
-	fs.bc.Release(bh)
+	fs.fillNewBlock(blk, func(b []byte) { fs.encodeDirEntry(b, 0, ino, fs.blockSize, ft, name) })
 	dir.dirChangedLocked(now, uint64(n+1)<<fs.blockBits)
 	fs.dcacheSetLocked(dir, name, ino)
 	return nil
@@ -321,6 +321,21 @@ func (fs *FS) setLinkLocked(dir *Inode, slot *dirSlot, ino uint32, mode uint16) 
 	dir.dirChangedLocked(time.Now(), 0)
 }
 
+// fillNewBlock writes the contents of a block just allocated: its
+// buffer is zeroed rather than read (the old bytes on disk mean
+// nothing), filled by fill under the buffer lock, and marked up to date
+// and dirty.
+func (fs *FS) fillNewBlock(blk int64, fill func(b []byte)) {
+	bh := fs.bc.Getblk(blk)
+	bh.Lock()
+	clear(bh.Data)
+	fill(bh.Data)
+	bh.Set(buffer.Uptodate)
+	bh.Unlock()
+	fs.bc.MarkDirty(bh)
+	fs.bc.Release(bh)
+}
+
 // makeEmptyLocked gives the new directory dir its first block with "."
 // (itself) and ".." (parent), mirroring fs/ext2/dir.c:ext2_make_empty():
 // "." takes 12 bytes and ".." the rest of the block. i_size becomes one
@@ -332,16 +347,11 @@ func (fs *FS) makeEmptyLocked(dir *Inode, parent uint32) error {
 	if err != nil {
 		return err
 	}
-	bh := fs.bc.Getblk(blk)
-	bh.Lock()
-	clear(bh.Data)
-	dot := layout.DirEntryLen(1)
-	fs.encodeDirEntry(bh.Data, 0, dir.ino, dot, layout.FtDir, ".")
-	fs.encodeDirEntry(bh.Data, dot, parent, fs.blockSize-dot, layout.FtDir, "..")
-	bh.Set(buffer.Uptodate)
-	bh.Unlock()
-	fs.bc.MarkDirty(bh)
-	fs.bc.Release(bh)
+	fs.fillNewBlock(blk, func(b []byte) {
+		dot := layout.DirEntryLen(1)
+		fs.encodeDirEntry(b, 0, dir.ino, dot, layout.FtDir, ".")
+		fs.encodeDirEntry(b, dot, parent, fs.blockSize-dot, layout.FtDir, "..")
+	})
 	dir.UpdateLocked(func(d *layout.Inode) { d.SetSize(uint64(fs.blockSize)) })
 	return nil
 }
@@ -358,16 +368,11 @@ func (fs *FS) emptyDirLocked(dir *Inode) (bool, error) {
 			return false, err
 		}
 		empty := true
-		var rec layout.DirRecord
-		var derr error
 		bh.Lock()
 		data := bh.Data
-		for off := 0; off < len(data); off += rec.RecLen {
-			if rec, derr = layout.DecodeDirRecord(data, off, fs.filetype, fs.inodesCount); derr != nil {
-				break
-			}
+		derr := fs.walkRecords(data, func(rec layout.DirRecord) {
 			if rec.Inode == 0 {
-				continue
+				return
 			}
 			switch string(rec.Name(data)) {
 			case ".":
@@ -376,7 +381,7 @@ func (fs *FS) emptyDirLocked(dir *Inode) (bool, error) {
 			default:
 				empty = false
 			}
-		}
+		})
 		bh.Unlock()
 		fs.bc.Release(bh)
 		if derr != nil {
@@ -471,33 +476,26 @@ func (fs *FS) ReadDirFrom(dir *Inode, pos int64, max int) ([]DirEntryAt, int64, 
 			return out, pos, err
 		}
 		base := ib << fs.blockBits
-		var rec layout.DirRecord
-		var derr error
 		full := false
 		had := len(out)
 		bh.Lock()
 		data := bh.Data
-		for off := 0; off < len(data); off += rec.RecLen {
-			if rec, derr = layout.DecodeDirRecord(data, off, fs.filetype, fs.inodesCount); derr != nil {
-				break
-			}
-			if base+int64(off) < pos {
-				continue
-			}
-			if max > 0 && len(out) >= max {
-				if !full {
-					pos = base + int64(off)
+		derr := fs.walkRecords(data, func(rec layout.DirRecord) {
+			at := base + int64(rec.Offset)
+			switch {
+			case at < pos:
+			case max > 0 && len(out) >= max:
+				if !full { // the rest of the block is still checked
+					pos = at
 					full = true
 				}
-				continue // go on checking the rest of the block
-			}
-			if rec.Inode != 0 {
+			case rec.Inode != 0:
 				out = append(out, DirEntryAt{
 					DirEntry: DirEntry{Name: string(rec.Name(data)), Ino: rec.Inode, Type: rec.FileType},
-					Off:      base + int64(off),
+					Off:      at,
 				})
 			}
-		}
+		})
 		bh.Unlock()
 		fs.bc.Release(bh)
 		if derr != nil {

@@ -106,13 +106,7 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 // allocates the blocks, so a full filesystem fails the write. mtime and
 // ctime are set. Writers of one file are serialised by the inode lock.
 func (f *File) WriteAt(p []byte, off int64) (int, error) {
-	if f.closed.Load() {
-		return 0, ErrClosed
-	}
-	if !f.writable {
-		return 0, fmt.Errorf("%w: file not opened for writing", ErrInvalid)
-	}
-	if err := f.fs.checkWritable(); err != nil {
+	if err := f.checkWrite(); err != nil {
 		return 0, err
 	}
 	if off < 0 {
@@ -122,6 +116,38 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 		return 0, nil
 	}
 	ino := f.ino
+	ino.mu.Lock()
+	defer ino.mu.Unlock()
+	if ino.isAppendOnlyLocked() && off != ino.m.Size() {
+		return 0, fmt.Errorf("%w: append-only file written at %d, size %d", ErrInvalid, off, ino.m.Size())
+	}
+	return f.writeLocked(p, off)
+}
+
+// checkWrite refuses a write through a closed or read-only handle, or to
+// a filesystem that is read-only.
+func (f *File) checkWrite() error {
+	if f.closed.Load() {
+		return ErrClosed
+	}
+	if !f.writable {
+		return fmt.Errorf("%w: file not opened for writing", ErrInvalid)
+	}
+	return f.fs.checkWritable()
+}
+
+// writeLocked writes p at off, the common part of WriteAt and Append
+// (generic_perform_write with the checks of generic_write_checks and
+// ext2_write_failed after a failure): an immutable file is refused, a
+// write is cut at the largest file size (EFBIG, after writing what
+// fits), and a failed write frees what it allocated past the size. The
+// size, mtime and ctime are updated when anything was written.
+// Preconditions: f.ino.mu is held exclusively; len(p) > 0 and off >= 0.
+func (f *File) writeLocked(p []byte, off int64) (int, error) {
+	ino := f.ino
+	if ino.disk.Flags&layout.FlImmutable != 0 {
+		return 0, fmt.Errorf("%w: inode %d is immutable", ErrPermission, ino.ino)
+	}
 	max := f.fs.maxFileSize()
 	if off >= max {
 		return 0, fmt.Errorf("%w: write at %d, largest file size %d", ErrFileTooBig, off, max)
@@ -130,14 +156,6 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	if int64(len(p)) > max-off {
 		p = p[:max-off]
 		short = true
-	}
-	ino.mu.Lock()
-	defer ino.mu.Unlock()
-	if ino.disk.Flags&layout.FlImmutable != 0 {
-		return 0, fmt.Errorf("%w: inode %d is immutable", ErrPermission, ino.ino)
-	}
-	if ino.isAppendOnlyLocked() && off != ino.m.Size() {
-		return 0, fmt.Errorf("%w: append-only file written at %d, size %d", ErrInvalid, off, ino.m.Size())
 	}
 	n, err := ino.m.Write(p, off)
 	if err != nil {
@@ -150,13 +168,10 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 			setTimes(d, now, "mc")
 		})
 	}
-	if err != nil {
-		return n, err
+	if err == nil && short {
+		err = fmt.Errorf("%w: write stopped at the largest file size %d", ErrFileTooBig, max)
 	}
-	if short {
-		return n, fmt.Errorf("%w: write stopped at the largest file size %d", ErrFileTooBig, max)
-	}
-	return n, nil
+	return n, err
 }
 
 // writeFailedLocked undoes what a failed or short write left past the end

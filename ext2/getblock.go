@@ -66,6 +66,16 @@ func ptr(bh *buffer.Head, slot int) uint32 {
 	return binary.LittleEndian.Uint32(bh.Data[4*slot:])
 }
 
+// ptrAt reads pointer slot of the level at belongs to: of its indirect
+// block, or of the inode's i_data when at.bh is nil.
+// Preconditions: ino.tree is held.
+func (ino *Inode) ptrAt(at indirect, slot int) uint32 {
+	if at.bh != nil {
+		return ptr(at.bh, slot)
+	}
+	return ino.disk.Block[slot]
+}
+
 func setPtr(bh *buffer.Head, slot int, v uint32) {
 	binary.LittleEndian.PutUint32(bh.Data[4*slot:], v)
 }
@@ -214,13 +224,7 @@ func (ino *Inode) countMapped(chain []indirect, depth, maxBlocks int, toBoundary
 	first := last.key
 	count := 1
 	for count < maxBlocks && int64(count) <= toBoundary {
-		var next uint32
-		if last.bh != nil {
-			next = ptr(last.bh, last.slot+count)
-		} else {
-			next = ino.disk.Block[last.slot+count]
-		}
-		if next != first+uint32(count) {
+		if ino.ptrAt(last, last.slot+count) != first+uint32(count) {
 			break
 		}
 		count++
@@ -239,13 +243,7 @@ func (ino *Inode) findGoalLocked(iblock int64, at indirect) int64 {
 		return ino.lastPhysical + 1
 	}
 	for p := at.slot - 1; p >= 0; p-- {
-		var v uint32
-		if at.bh != nil {
-			v = ptr(at.bh, p)
-		} else {
-			v = ino.disk.Block[p]
-		}
-		if v != 0 {
+		if v := ino.ptrAt(at, p); v != 0 {
 			return int64(v)
 		}
 	}
@@ -270,13 +268,7 @@ func (ino *Inode) blksToAllocateLocked(at indirect, k, blks int, toBoundary int6
 	}
 	count := 1
 	for count < blks && int64(count) <= toBoundary {
-		var v uint32
-		if at.bh != nil {
-			v = ptr(at.bh, at.slot+count)
-		} else {
-			v = ino.disk.Block[at.slot+count]
-		}
-		if v != 0 {
+		if ino.ptrAt(at, at.slot+count) != 0 {
 			break
 		}
 		count++

@@ -89,14 +89,13 @@ func (fs *FS) writableErr() error { return fs.checkWritable() }
 // checkName checks a name to create: 1 to 255 bytes with no '/' or NUL
 // (EINVAL, ENAMETOOLONG). "." and ".." always exist (EEXIST).
 func checkName(name string) error {
-	switch {
-	case name == "":
+	if name == "" {
 		return fmt.Errorf("%w: empty file name", ErrInvalid)
-	case len(name) > layout.NameLen:
-		return fmt.Errorf("%w: %d bytes, more than %d", ErrNameTooLong, len(name), layout.NameLen)
-	case strings.ContainsAny(name, "/\x00"):
-		return fmt.Errorf("%w: file name %q holds '/' or NUL", ErrInvalid, name)
-	case name == "." || name == "..":
+	}
+	if err := checkLookupName(name); err != nil {
+		return err
+	}
+	if name == "." || name == ".." {
 		return fmt.Errorf("%w: %q", ErrExist, name)
 	}
 	return nil
@@ -136,6 +135,38 @@ func deadDirLocked(dir *Inode) error {
 	return nil
 }
 
+// dropLinkLocked takes one link from dir, the one a subdirectory's ".."
+// gave it, never going below 0 (drop_nlink on a corrupt count).
+// Preconditions: dir.mu is held exclusively.
+func dropLinkLocked(dir *Inode) {
+	dir.UpdateLocked(func(d *layout.Inode) {
+		if d.LinksCount > 0 {
+			d.LinksCount--
+		}
+	})
+}
+
+// canCreateInLocked reports why nothing may be created in dir: it was
+// removed (ENOENT), or, for a new directory (isDir), it has LinkMax
+// links and can take no more "..", EMLINK.
+// Preconditions: dir.mu is held.
+func canCreateInLocked(dir *Inode, isDir bool) error {
+	if err := deadDirLocked(dir); err != nil {
+		return err
+	}
+	return canLinkSubdirLocked(dir, isDir)
+}
+
+// canLinkSubdirLocked refuses a new subdirectory (isDir) in a dir with
+// LinkMax links, EMLINK.
+// Preconditions: dir.mu is held.
+func canLinkSubdirLocked(dir *Inode, isDir bool) error {
+	if isDir && dir.disk.LinksCount >= LinkMax {
+		return fmt.Errorf("%w: directory inode %d has %d links", ErrTooManyLinks, dir.ino, dir.disk.LinksCount)
+	}
+	return nil
+}
+
 // setLinksLocked sets the link count of ino and its ctime.
 // Preconditions: ino.mu is held exclusively.
 func setLinksLocked(ino *Inode, links uint16, now time.Time) {
@@ -168,10 +199,7 @@ func (fs *FS) newNode(dir *Inode, name string, mode uint16, uid, gid uint32, ini
 	// again below with dir locked. An existing name is found by
 	// addLinkLocked, whose scan of the directory is the only one.
 	dir.mu.RLock()
-	err := deadDirLocked(dir)
-	if err == nil && isDir && dir.disk.LinksCount >= LinkMax {
-		err = fmt.Errorf("%w: directory inode %d has %d links", ErrTooManyLinks, dir.ino, dir.disk.LinksCount)
-	}
+	err := canCreateInLocked(dir, isDir)
 	if dir.disk.Mode&layout.ModeSetgid != 0 {
 		gid = dir.disk.GID()
 		if isDir {
@@ -189,10 +217,7 @@ func (fs *FS) newNode(dir *Inode, name string, mode uint16, uid, gid uint32, ini
 	}
 	dir.mu.Lock()
 	ino.mu.Lock()
-	err = deadDirLocked(dir)
-	if err == nil && isDir && dir.disk.LinksCount >= LinkMax {
-		err = fmt.Errorf("%w: directory inode %d has %d links", ErrTooManyLinks, dir.ino, dir.disk.LinksCount)
-	}
+	err = canCreateInLocked(dir, isDir)
 	if err == nil && init != nil {
 		err = init(ino)
 	}
@@ -333,18 +358,44 @@ func (fs *FS) lookupChildLocked(dir *Inode, name string) (*dirSlot, *Inode, erro
 // inode with no links left is deleted at its last Iput, so one still in
 // use stays readable until then. Directories need Rmdir (EISDIR).
 func (fs *FS) Unlink(dir *Inode, name string) error {
+	if err := fs.checkRemove(dir, name); err != nil {
+		return err
+	}
+	if name == "." || name == ".." {
+		return fmt.Errorf("%w: unlink %q", ErrIsDir, name)
+	}
+	return fs.removeChild(dir, name, func(slot *dirSlot, child *Inode) error {
+		if child.disk.IsDir() {
+			fs.releaseSlot(slot)
+			return fmt.Errorf("%w: unlink of directory %q (inode %d)", ErrIsDir, name, child.ino)
+		}
+		fs.deleteEntryLocked(dir, slot)
+		if child.disk.LinksCount > 0 {
+			setLinksLocked(child, child.disk.LinksCount-1, time.Now())
+		}
+		return nil
+	})
+}
+
+// checkRemove makes the checks of Unlink and Rmdir before any lock: a
+// writable filesystem, dir a directory of fs, a name that can be looked
+// up.
+func (fs *FS) checkRemove(dir *Inode, name string) error {
 	if err := fs.writableErr(); err != nil {
 		return err
 	}
 	if err := fs.checkParent(dir); err != nil {
 		return err
 	}
-	if err := checkLookupName(name); err != nil {
-		return err
-	}
-	if name == "." || name == ".." {
-		return fmt.Errorf("%w: unlink %q", ErrIsDir, name)
-	}
+	return checkLookupName(name)
+}
+
+// removeChild is the locking of Unlink and Rmdir: with dir locked it
+// finds name and gets its inode, locks that child and calls remove,
+// which must consume slot (delete the entry, or release it), then drops
+// both locks and the child's reference, which deletes an inode left
+// with no links.
+func (fs *FS) removeChild(dir *Inode, name string, remove func(slot *dirSlot, child *Inode) error) error {
 	dir.mu.Lock()
 	slot, child, err := fs.lookupChildLocked(dir, name)
 	if err != nil {
@@ -352,15 +403,7 @@ func (fs *FS) Unlink(dir *Inode, name string) error {
 		return err
 	}
 	child.mu.Lock()
-	if child.disk.IsDir() {
-		err = fmt.Errorf("%w: unlink of directory %q (inode %d)", ErrIsDir, name, child.ino)
-		fs.releaseSlot(slot)
-	} else {
-		fs.deleteEntryLocked(dir, slot)
-		if child.disk.LinksCount > 0 {
-			setLinksLocked(child, child.disk.LinksCount-1, time.Now())
-		}
-	}
+	err = remove(slot, child)
 	child.mu.Unlock()
 	dir.mu.Unlock()
 	fs.Iput(child)
@@ -373,13 +416,7 @@ func (fs *FS) Unlink(dir *Inode, name string) error {
 // and its size, and dir loses the link of its "..". The directory's
 // blocks and inode are freed at its last Iput.
 func (fs *FS) Rmdir(dir *Inode, name string) error {
-	if err := fs.writableErr(); err != nil {
-		return err
-	}
-	if err := fs.checkParent(dir); err != nil {
-		return err
-	}
-	if err := checkLookupName(name); err != nil {
+	if err := fs.checkRemove(dir, name); err != nil {
 		return err
 	}
 	switch name {
@@ -388,18 +425,9 @@ func (fs *FS) Rmdir(dir *Inode, name string) error {
 	case "..":
 		return fmt.Errorf("%w: rmdir of \"..\"", ErrNotEmpty)
 	}
-	dir.mu.Lock()
-	slot, child, err := fs.lookupChildLocked(dir, name)
-	if err != nil {
-		dir.mu.Unlock()
-		return err
-	}
-	child.mu.Lock()
-	err = fs.rmdirLocked(dir, slot, child, name)
-	child.mu.Unlock()
-	dir.mu.Unlock()
-	fs.Iput(child)
-	return err
+	return fs.removeChild(dir, name, func(slot *dirSlot, child *Inode) error {
+		return fs.rmdirLocked(dir, slot, child, name)
+	})
 }
 
 // rmdirLocked does Rmdir's work once both inodes are locked. It releases
@@ -427,11 +455,7 @@ func (fs *FS) rmdirLocked(dir *Inode, slot *dirSlot, child *Inode, name string) 
 		d.SetSize(0)
 		setTimes(d, now, "c")
 	})
-	dir.UpdateLocked(func(d *layout.Inode) {
-		if d.LinksCount > 0 {
-			d.LinksCount--
-		}
-	})
+	dropLinkLocked(dir)
 	return nil
 }
 
@@ -635,8 +659,8 @@ func (fs *FS) renameLocked(oldDir *Inode, oldSlot *dirSlot, oldName string, src 
 		}
 		setLinksLocked(target, links, now)
 	} else {
-		if srcIsDir && oldDir != newDir && newDir.disk.LinksCount >= LinkMax {
-			return fmt.Errorf("%w: directory inode %d has %d links", ErrTooManyLinks, newDir.ino, newDir.disk.LinksCount)
+		if err := canLinkSubdirLocked(newDir, srcIsDir && oldDir != newDir); err != nil {
+			return err
 		}
 		if err := fs.addLinkLocked(newDir, newName, src.ino, src.disk.Mode); err != nil {
 			return err
@@ -668,11 +692,7 @@ func (fs *FS) renameLocked(oldDir *Inode, oldSlot *dirSlot, oldName string, src 
 		if dotdot != nil {
 			fs.setLinkLocked(src, dotdot, newDir.ino, newDir.disk.Mode)
 		}
-		oldDir.UpdateLocked(func(d *layout.Inode) {
-			if d.LinksCount > 0 {
-				d.LinksCount--
-			}
-		})
+		dropLinkLocked(oldDir)
 	}
 	return nil
 }

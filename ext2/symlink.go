@@ -3,7 +3,6 @@ package ext2
 import (
 	"fmt"
 
-	"github.com/mpagefs/mpage/buffer"
 	"github.com/mpagefs/mpage/ext2/layout"
 )
 
@@ -49,13 +48,6 @@ func (fs *FS) writeSymlinkBlockLocked(ino *Inode, target string) error {
 	if err != nil {
 		return err
 	}
-	bh := fs.bc.Getblk(blk)
-	bh.Lock()
-	clear(bh.Data)
-	copy(bh.Data, target)
-	bh.Set(buffer.Uptodate)
-	bh.Unlock()
-	fs.bc.MarkDirty(bh)
-	fs.bc.Release(bh)
+	fs.fillNewBlock(blk, func(b []byte) { copy(b, target) })
 	return nil
 }
