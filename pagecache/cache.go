@@ -71,14 +71,18 @@ type Cache struct {
 	limitPages   int64 // never changes
 	dirtyThresh  int64 // pages; never changes
 	bgThresh     int64 // pages; never changes
+	resumeThresh int64 // pages; never changes: see BalanceDirty
 	maxReadahead int   // pages; never changes
 
 	nrDirty     atomic.Int64 // pages with Dirty set in some mapping
 	nrWriteback atomic.Int64 // pages with Writeback set in some mapping
-	waiters     atomic.Int32 // goroutines in allocWait or BalanceDirty
-	evicted     atomic.Int64
-	allocWaits  atomic.Int64
-	throttled   atomic.Int64
+	waiters     atomic.Int32 // goroutines in allocWait, or in BalanceDirty without a flusher
+	// dirtyWaiters counts writers that BalanceDirty put to sleep until
+	// dirty plus writeback pages fall to resumeThresh (dirtyCond).
+	dirtyWaiters atomic.Int32
+	evicted      atomic.Int64
+	allocWaits   atomic.Int64
+	throttled    atomic.Int64
 
 	arena *arena // page memory; never changes
 
@@ -88,6 +92,8 @@ type Cache struct {
 	mu            sync.Mutex // guards the fields below and the LRU links of pages
 	cond          sync.Cond  // on mu: gen moved
 	gen           uint64     // bumped by every event a waiter may be waiting for
+	dirtyCond     sync.Cond  // on mu: dirtyGen moved
+	dirtyGen      uint64     // bumped when dirty plus writeback pages fall to resumeThresh
 	nrPages       int64      // charged pages
 	peakPages     int64
 	lruHead       Page // sentinel of the LRU list: lruHead.lruNext is the oldest
@@ -132,7 +138,9 @@ func NewCache(cfg Config) *Cache {
 	if c.bgThresh >= c.dirtyThresh {
 		c.bgThresh = max(1, c.dirtyThresh/2)
 	}
+	c.resumeThresh = c.dirtyThresh - min(resumeMargin, max(0, (c.dirtyThresh-c.bgThresh)/2))
 	c.cond.L = &c.mu
+	c.dirtyCond.L = &c.mu
 	c.lruHead.lruNext = &c.lruHead
 	c.lruHead.lruPrev = &c.lruHead
 	return c
@@ -472,23 +480,51 @@ func (c *Cache) OverBackgroundThreshold() bool {
 // ratelimit of 32 pages).
 const writeChunk = 48
 
+// resumeMargin is how far below the dirty threshold dirty plus writeback
+// pages must fall before a writer that BalanceDirty put to sleep is woken
+// (at most half the distance to the background threshold): 1024 pages,
+// one flusher chunk (writeback.DefaultChunkPages) and one full bio.
+const resumeMargin = 1024
+
 // BalanceDirty throttles a writer that just dirtied pages
 // (mm/page-writeback.c:balance_dirty_pages). While dirty plus writeback
 // pages exceed the dirty threshold, it kicks the flusher and sleeps until
-// writeback completes pages; with no flusher registered (SetWritebackKick)
-// it writes dirty pages back itself, as Linux 2.6.12 did with
-// writeback_inodes() from the writer. Past the background threshold it
-// kicks background writeback before returning.
+// writeback brings them down; with no flusher registered
+// (SetWritebackKick) it writes dirty pages back itself, as Linux 2.6.12
+// did with writeback_inodes() from the writer, and sleeps until any page
+// comes clean. Past the background threshold it kicks background
+// writeback before returning.
+//
+// With a flusher the writer sleeps until dirty plus writeback pages are
+// resumeMargin below the threshold (or waitRecheck passes), woken once by
+// the page completion that gets them there, not by every page unlock and
+// writeback completion: a 4 MiB bio ends 1024 pages' writeback in a
+// burst, and waking on each made the writer re-check and re-sleep up to
+// a thousand times per bio, taking Cache.mu and a timer each time, on the
+// CPUs the flusher and the I/O workers need. Linux 2.6.12 slept in
+// blk_congestion_wait (until a request completed, or 100 ms); later Linux
+// sleeps for a pause computed from the writeback bandwidth. The margin is
+// our hysteresis: the writer then has room for a chunk's worth of pages
+// before it is throttled again. Writeback cannot stall below the margin:
+// the flusher writes while dirty pages exceed the background threshold,
+// which is at most resumeThresh, and writeback always ends.
 //
 // Preconditions: the caller holds no page lock and no Mapping.mu.
 func (c *Cache) BalanceDirty() {
-	for c.nrDirty.Load()+c.nrWriteback.Load() > c.dirtyThresh {
+	for c.overDirty() {
 		c.throttled.Add(1)
-		gen := c.prepareWait()
-		if !c.kickWriteback() {
-			c.writebackSelf(writeChunk)
+		if c.kickWriteback() {
+			gen := c.prepareDirtyWait()
+			if !c.overDirty() {
+				c.dirtyWaiters.Add(-1)
+				break
+			}
+			c.sleepDirty(gen)
+			continue
 		}
-		if c.nrDirty.Load()+c.nrWriteback.Load() <= c.dirtyThresh {
+		gen := c.prepareWait()
+		c.writebackSelf(writeChunk)
+		if !c.overDirty() {
 			c.finishWait()
 			break
 		}
@@ -497,6 +533,53 @@ func (c *Cache) BalanceDirty() {
 	if c.OverBackgroundThreshold() {
 		c.kickWriteback()
 	}
+}
+
+// overDirty reports whether dirty plus writeback pages exceed the dirty
+// threshold.
+func (c *Cache) overDirty() bool {
+	return c.nrDirty.Load()+c.nrWriteback.Load() > c.dirtyThresh
+}
+
+// prepareDirtyWait registers a writer waiting for the dirty count to fall
+// and samples dirtyGen, before the writer's last look at the count (see
+// prepareWait).
+func (c *Cache) prepareDirtyWait() uint64 {
+	c.dirtyWaiters.Add(1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dirtyGen
+}
+
+// sleepDirty waits until dirtyGen moves past the sample or waitRecheck
+// passes, and unregisters the waiter.
+func (c *Cache) sleepDirty(gen uint64) {
+	t := time.AfterFunc(waitRecheck, func() {
+		c.mu.Lock()
+		c.dirtyGen++
+		c.dirtyCond.Broadcast()
+		c.mu.Unlock()
+	})
+	c.mu.Lock()
+	for c.dirtyGen == gen {
+		c.dirtyCond.Wait()
+	}
+	c.mu.Unlock()
+	t.Stop()
+	c.dirtyWaiters.Add(-1)
+}
+
+// wakeDirty wakes the writers BalanceDirty put to sleep if dirty plus
+// writeback pages are down to resumeThresh. It is called after every
+// decrement of either count.
+func (c *Cache) wakeDirty() {
+	if c.dirtyWaiters.Load() == 0 || c.nrDirty.Load()+c.nrWriteback.Load() > c.resumeThresh {
+		return
+	}
+	c.mu.Lock()
+	c.dirtyGen++
+	c.dirtyCond.Broadcast()
+	c.mu.Unlock()
 }
 
 // writebackSelf writes up to n dirty pages of the dirty mappings through

@@ -224,6 +224,52 @@ func TestBalanceDirty(t *testing.T) {
 			t.Errorf("Throttled got 0, want > 0")
 		}
 	})
+	t.Run("throttled writer is not woken by every page", func(t *testing.T) {
+		c, m, _ := newTestMapping(t, Config{Limit: limit * PageSize}, nil, false)
+		kicks := make(chan struct{}, 1)
+		c.SetWritebackKick(func() {
+			select {
+			case kicks <- struct{}{}:
+			default:
+			}
+		})
+		pages := fillCache(t, m, 25)
+		for _, p := range pages {
+			p.SetDirty()
+		}
+		done := make(chan struct{})
+		go func() { c.BalanceDirty(); close(done) }()
+		<-kicks
+		// What a flusher does to ten pages: lock, clear dirty for I/O,
+		// start writeback, unlock; then the I/O ends page by page. Only
+		// the last completion brings dirty+writeback (25 → 15) to the
+		// writer's resume point, 5 pages below the threshold of 20.
+		for _, p := range pages[:10] {
+			p.Lock()
+			p.ClearDirtyForIO()
+			p.SetWriteback()
+			p.Unlock()
+		}
+		for i, p := range pages[:10] {
+			select {
+			case <-done:
+				t.Fatalf("BalanceDirty returned with %d dirty+writeback pages, want it to sleep until 15", 25-i)
+			default:
+			}
+			p.EndWriteback()
+			time.Sleep(2 * time.Millisecond)
+		}
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("BalanceDirty still blocked at 15 dirty+writeback pages")
+		}
+		// One sleep, plus at most a couple of waitRecheck rounds on a
+		// slow machine; not one wake-up per unlock or completion.
+		if st := c.Stats(); st.Throttled < 1 || st.Throttled > 3 {
+			t.Errorf("Throttled got %d, want 1 to 3 (woken once, at the resume point)", st.Throttled)
+		}
+	})
 	t.Run("no flusher: writer writes back itself", func(t *testing.T) {
 		c, m, o := newTestMapping(t, Config{Limit: limit * PageSize}, nil, false)
 		for _, p := range fillCache(t, m, 25) {

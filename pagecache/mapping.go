@@ -420,6 +420,7 @@ func (m *Mapping) accountDirtyLocked(d int64) {
 	}
 	if d < 0 {
 		m.cache.wake()
+		m.cache.wakeDirty()
 	}
 }
 
@@ -431,6 +432,7 @@ func (m *Mapping) accountWritebackLocked(d int64) {
 	m.cache.nrWriteback.Add(d)
 	if d < 0 {
 		m.cache.wake()
+		m.cache.wakeDirty()
 	}
 }
 
