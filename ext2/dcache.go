@@ -17,16 +17,13 @@ package ext2
 // the directory's inode number, so dropping it when the directory goes
 // keeps a later directory of the same number from finding it.
 //
-// Lock order: the dcache's mu is a leaf, taken with the directory's
-// i_mutex held (shared or exclusively) and nothing below it.
-//
-// The cache of a filesystem lives outside FS, in a table keyed by a weak
-// pointer to it, and goes when the FS is garbage collected.
+// The cache is FS.dcache, made by Mount and emptied by Close. Its mu is
+// a leaf, taken with the directory's i_mutex held (shared or
+// exclusively) and nothing else taken under it; see the lock order in
+// doc.go.
 
 import (
-	"runtime"
 	"sync"
-	"weak"
 
 	"github.com/mpagefs/mpage/ext2/layout"
 )
@@ -40,28 +37,25 @@ const (
 	dcacheMaxNames = 1 << 20
 )
 
-// dcache is the name cache of one filesystem.
+// dcache is the name cache of one filesystem (FS.dcache).
 type dcache struct {
 	mu    sync.Mutex
-	dirs  map[uint32]map[string]uint32 // directory inode number → name → inode number
-	names int                          // names in all maps
+	dirs  map[uint32]map[string]uint32 // guarded by mu; directory inode number → name → inode number; nil after close
+	names int                          // guarded by mu; names in all maps
 }
 
-// dcaches holds the name cache of each filesystem, by a weak pointer to
-// it; an FS's entry is deleted when the FS is collected.
-var dcaches sync.Map // weak.Pointer[FS] → *dcache
+// init makes the empty cache (Mount).
+func (dc *dcache) init() {
+	dc.dirs = map[uint32]map[string]uint32{}
+}
 
-// names returns fs's name cache, making it on first use.
-func (fs *FS) names() *dcache {
-	k := weak.Make(fs)
-	if v, ok := dcaches.Load(k); ok {
-		return v.(*dcache)
-	}
-	v, loaded := dcaches.LoadOrStore(k, &dcache{dirs: map[uint32]map[string]uint32{}})
-	if !loaded {
-		runtime.AddCleanup(fs, func(k weak.Pointer[FS]) { dcaches.Delete(k) }, k)
-	}
-	return v.(*dcache)
+// close drops every map (Close); the cache stays empty after it, so a
+// lookup still running searches the blocks.
+func (dc *dcache) close() {
+	dc.mu.Lock()
+	dc.dirs = nil
+	dc.names = 0
+	dc.mu.Unlock()
 }
 
 // dcacheLookupLocked looks name up in dir's map, building the map first
@@ -73,7 +67,7 @@ func (fs *FS) dcacheLookupLocked(dir *Inode, name string) (ino uint32, ok bool, 
 	if dir.disk.Size() < dcacheMinSize {
 		return 0, false, nil
 	}
-	dc := fs.names()
+	dc := &fs.dcache
 	dc.mu.Lock()
 	m, ok := dc.dirs[dir.ino]
 	if ok {
@@ -98,7 +92,7 @@ func (fs *FS) dcacheLookupLocked(dir *Inode, name string) (ino uint32, ok bool, 
 	// Writers of dir are shut out by dir.mu until the caller is done,
 	// so m is still what dir holds.
 	dc.mu.Lock()
-	if _, built := dc.dirs[dir.ino]; !built {
+	if _, built := dc.dirs[dir.ino]; !built && dc.dirs != nil {
 		for d, dm := range dc.dirs {
 			if dc.names+len(m) <= dcacheMaxNames {
 				break
@@ -117,7 +111,7 @@ func (fs *FS) dcacheLookupLocked(dir *Inode, name string) (ino uint32, ok bool, 
 // (ext2_add_link, ext2_set_link).
 // Preconditions: dir.mu is held exclusively.
 func (fs *FS) dcacheSetLocked(dir *Inode, name string, ino uint32) {
-	dc := fs.names()
+	dc := &fs.dcache
 	dc.mu.Lock()
 	if m, ok := dc.dirs[dir.ino]; ok {
 		if _, had := m[name]; !had {
@@ -139,7 +133,7 @@ func (fs *FS) dcacheSetSlotLocked(dir *Inode, slot *dirSlot, ino uint32) {
 // Preconditions: dir.mu is held exclusively; slot is an entry of dir.
 func (fs *FS) dcacheRemoveLocked(dir *Inode, slot *dirSlot) {
 	name := fs.slotName(slot)
-	dc := fs.names()
+	dc := &fs.dcache
 	dc.mu.Lock()
 	if m, ok := dc.dirs[dir.ino]; ok {
 		if _, had := m[name]; had {
@@ -153,7 +147,7 @@ func (fs *FS) dcacheRemoveLocked(dir *Inode, slot *dirSlot) {
 // dcacheDropLocked drops dir's map: the directory is new or going away.
 // Preconditions: dir.mu is held exclusively.
 func (fs *FS) dcacheDropLocked(dir *Inode) {
-	dc := fs.names()
+	dc := &fs.dcache
 	dc.mu.Lock()
 	if m, ok := dc.dirs[dir.ino]; ok {
 		dc.names -= len(m)

@@ -30,6 +30,9 @@
 //	          → group.mu                            (sb_bgl_lock: bitmaps, descriptor counts)
 //	            → FS.sbMu                           (the in-memory superblock, error state)
 //	              → buffer lock (buffer.Head.Lock)
+//	FS.dcache.mu (the name cache of large directories) is a leaf taken
+//	under the directory's Inode.mu (shared or exclusive): nothing is
+//	taken while it is held.
 //	FS.icache is a leaf: nothing else is taken while it is held. No
 //	corruption is reported (FS.corrupt takes FS.sbMu) with a buffer lock
 //	held.

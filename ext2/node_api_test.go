@@ -15,7 +15,7 @@ import (
 // cachedNames returns the names the name cache holds for directory dir,
 // and whether it holds the directory at all.
 func cachedNames(fs *FS, dir *Inode) (map[string]uint32, bool) {
-	dc := fs.names()
+	dc := &fs.dcache
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
 	m, ok := dc.dirs[dir.ino]
@@ -343,4 +343,59 @@ func TestSetAttrOfUnlinkedInode(t *testing.T) {
 		fs.Iput(g)
 	}
 	f.closeClean()
+}
+
+// TestNameCachePerMount mounts two images at once, each with a large
+// directory of the same inode number holding other names, and checks
+// that each mount's lookups see only its own names; Close empties a
+// mount's cache.
+func TestNameCachePerMount(t *testing.T) {
+	var fss [2]*FS
+	var dirs [2]*Inode
+	for i := range fss {
+		f := newFixture(t, oracle.MkfsOptions{SizeBytes: 4 << 20, BlockSize: 1024})
+		d, err := f.fs.Mkdir(f.root, "big", 0o755, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range 300 { // 300 entries of 24 bytes: past dcacheMinSize
+			ino, err := f.fs.Create(d, fmt.Sprintf("mount%d-name-%04d", i, j), 0o644, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.fs.Iput(ino)
+		}
+		fss[i], dirs[i] = f.fs, d
+	}
+	if dirs[0].ino != dirs[1].ino {
+		t.Fatalf("the directories are inodes %d and %d; want one number", dirs[0].ino, dirs[1].ino)
+	}
+	for i, fs := range fss {
+		own := fmt.Sprintf("mount%d-name-0007", i)
+		other := fmt.Sprintf("mount%d-name-0007", 1-i)
+		ino, err := fs.LookupInode(dirs[i], own)
+		if err != nil {
+			t.Fatalf("mount %d: LookupInode(%q): %v", i, own, err)
+		}
+		fs.Iput(ino)
+		if _, ok := cachedNames(fs, dirs[i]); !ok {
+			t.Fatalf("mount %d: no cached names for a directory of %d bytes", i, dirs[i].Size())
+		}
+		if ino, err := fs.LookupInode(dirs[i], other); !errors.Is(err, syscall.ENOENT) {
+			if err == nil {
+				fs.Iput(ino)
+			}
+			t.Errorf("mount %d: LookupInode(%q) of the other mount's name: %v, want ENOENT", i, other, err)
+		}
+	}
+	fs := fss[0]
+	fs.Iput(dirs[0])
+	nsClose(t, fs)
+	if m, ok := cachedNames(fs, dirs[0]); ok || len(m) != 0 {
+		t.Errorf("after Close: %d names cached (held %v), want none", len(m), ok)
+	}
+	if _, ok := cachedNames(fss[1], dirs[1]); !ok {
+		t.Errorf("closing one mount dropped the other's cache")
+	}
+	fss[1].Iput(dirs[1])
 }

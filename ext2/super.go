@@ -150,6 +150,10 @@ type FS struct {
 
 	rsv reservations
 
+	// dcache is the name cache of large directories (dcache.go); its mu
+	// is a leaf under the directory's Inode.mu.
+	dcache dcache
+
 	// fallback counts the pages mpage sent down the per-block path
 	// (FallbackPages).
 	fallback struct {
@@ -190,6 +194,7 @@ func Mount(dev block.Device, opts Options) (_ *FS, err error) {
 		fs.icache.limit = opts.InodeCacheLimit
 	}
 	fs.rsv.init()
+	fs.dcache.init()
 	defer func() {
 		if err != nil {
 			if fs.bc != nil {
@@ -627,6 +632,7 @@ func (fs *FS) Close() error {
 	}
 	fs.closed.Store(true)
 	fs.rsv.dropAll()
+	fs.dcache.close()
 	fs.bc.Close()
 	if err := fs.q.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("ext2: closing the device: %w", err))
