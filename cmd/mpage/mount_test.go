@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mpagefs/mpage/internal/oracle"
+	"golang.org/x/sys/unix"
 )
 
 // requireMount skips where FUSE mounts cannot be made here.
@@ -323,4 +324,45 @@ func TestMountErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMountNoXattr checks that --no-xattr turns extended attributes off
+// (and is passed on to the background server), while a default mount
+// serves them.
+func TestMountNoXattr(t *testing.T) {
+	requireMount(t)
+	image := oracle.MkfsImage(t, oracle.MkfsOptions{SizeBytes: 8 << 20, InodeSize: 256})
+	for _, req := range []string{"write /dev/null f", "ea_set /f user.color blue"} {
+		if out, err := exec.Command(oracle.Tool(t, "debugfs"), "-w", "-R", req, image).CombinedOutput(); err != nil {
+			t.Fatalf("debugfs -w -R %q: %v: %s", req, err, out)
+		}
+	}
+	for _, tt := range []struct {
+		name    string
+		flags   []string
+		wantErr bool
+	}{
+		{name: "default", wantErr: false},
+		{name: "no-xattr", flags: []string{"--no-xattr"}, wantErr: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cleanupMount(t, dir)
+			args := append(append([]string{"mount"}, tt.flags...), image, dir)
+			if r := mpage(t, args...); r.code != 0 {
+				t.Fatalf("mpage %v: exit %d, stderr %q", args, r.code, r.stderr)
+			}
+			buf := make([]byte, 64)
+			n, err := unix.Getxattr(filepath.Join(dir, "f"), "user.color", buf)
+			if tt.wantErr {
+				if err == nil {
+					t.Errorf("getxattr user.color = %q, want an error with --no-xattr", buf[:n])
+				}
+			} else if err != nil || string(buf[:n]) != "blue" {
+				t.Errorf("getxattr user.color = %q, %v; want \"blue\"", buf[:max(n, 0)], err)
+			}
+			unmountBackground(t, dir)
+		})
+	}
+	oracle.RequireClean(t, image)
 }
