@@ -192,12 +192,16 @@ func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 	return 0
 }
 
-// Fsyncdir writes back the whole filesystem.
+// Fsyncdir makes the directory durable (ext2_fsync on a directory):
+// its inode and blocks, with the metadata they need, then a device
+// flush (ext2.FS.SyncInode), so that names added, removed or renamed in
+// it survive a crash. The inodes it names, and other files' data, are
+// not written: they have their own fsync.
 func (d *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno {
 	if d.m.readOnly {
 		return 0
 	}
-	return errno(d.m.fs.Sync())
+	return errno(d.m.fs.SyncInode(d.ino))
 }
 
 // Releasedir closes the directory.
