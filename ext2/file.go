@@ -214,15 +214,16 @@ func (f *File) Truncate(size int64) error {
 }
 
 // Sync makes the file durable (ext2_fsync → generic_file_fsync): it
-// writes and waits for the dirty pages, writes the inode and the dirty
-// metadata, and flushes the device. A writeback error of the file is
-// reported once to every handle open when it happened (errseq), even if
-// the pages were written back by someone else.
+// writes and waits for the dirty pages, then writes the inode and the
+// metadata and flushes the device as SyncInode does, group descriptors
+// included, so that a crash right after it leaves an image e2fsck finds
+// clean (see syncMetadata). A writeback error of the file is reported
+// once to every handle open when it happened (errseq), even if the pages
+// were written back by someone else.
 func (f *File) Sync() error {
 	if f.closed.Load() {
 		return ErrClosed
 	}
-	fs := f.fs
 	var errs []error
 	if err := writeback.WriteAndWait(f.ino.m); err != nil {
 		errs = append(errs, err)
@@ -230,16 +231,8 @@ func (f *File) Sync() error {
 	if err := f.ino.m.CheckAndAdvanceErr(&f.errSince); err != nil && len(errs) == 0 {
 		errs = append(errs, err)
 	}
-	if fs.writableAtMount() {
-		if err := f.ino.writeInode(); err != nil {
-			errs = append(errs, err)
-		}
-		if err := fs.bc.Sync(); err != nil {
-			errs = append(errs, err)
-		}
-		if err := fs.q.Flush(); err != nil {
-			errs = append(errs, err)
-		}
+	if f.fs.writableAtMount() {
+		errs = append(errs, f.fs.syncMetadata(f.ino))
 	}
 	return errors.Join(errs...)
 }
