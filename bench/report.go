@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -129,6 +130,7 @@ func (b *bench) markdown(svgRel string) string {
 		b.workloadSection(&sb, w)
 	}
 	b.requestsSection(&sb)
+	b.memorySection(&sb)
 	b.fioSection(&sb)
 	return sb.String()
 }
@@ -210,6 +212,58 @@ func (b *bench) requestsSection(sb *strings.Builder) {
 			rt = fmt.Sprintf("%.2f×", (o.readsPerMiB+o.writesPerMiB)/(k.readsPerMiB+k.writesPerMiB))
 		}
 		p("| %s | %s | %s | %s |\n", w.title, reqs(o.readsPerMiB, o.writesPerMiB), reqs(k.readsPerMiB, k.writesPerMiB), rt)
+	}
+	p("\n")
+}
+
+// memorySection is workload 5: peak memory and CPU of mpage against the
+// leanest peer of each workload (the numbers are those of the tables).
+func (b *bench) memorySection(sb *strings.Builder) {
+	p := func(format string, args ...any) { fmt.Fprintf(sb, format, args...) }
+	p("## 5. Peak memory and CPU\n\n")
+	p("The Peak RSS and CPU s columns above, mpage against the least of any file-system peer (raw dd left out). mpage keeps file pages in its own page cache, limited by `--cache %s`; the other tools keep them in the OS page cache, which is not in their RSS.\n\n", b.cfg.cache)
+	p("| Workload | mpage peak RSS MiB | least peer peak RSS MiB | mpage CPU s | least peer CPU s |\n|---|---:|---:|---:|---:|\n")
+	for _, w := range b.workloads {
+		var ours *summary
+		// Least values compared as printed, naming every peer tied.
+		rssBy, cpuBy := map[string][]string{}, map[string][]string{}
+		leastRSS, leastCPU := int64(-1), math.NaN()
+		for _, r := range w.res {
+			if r.skipped != "" {
+				continue
+			}
+			s := summarize(r, w.bytes)
+			if !s.ok() {
+				continue
+			}
+			if r.peer.ours {
+				ours = &s
+				continue
+			}
+			if r.peer.raw {
+				continue
+			}
+			mib := s.rssKiB >> 10
+			rssBy[fmt.Sprint(mib)] = append(rssBy[fmt.Sprint(mib)], r.peer.name)
+			cpuBy[secs(s.cpu)] = append(cpuBy[secs(s.cpu)], r.peer.name)
+			if leastRSS < 0 || mib < leastRSS {
+				leastRSS = mib
+			}
+			if c, _ := strconv.ParseFloat(secs(s.cpu), 64); math.IsNaN(leastCPU) || c < leastCPU {
+				leastCPU = c
+			}
+		}
+		o1, o2 := "—", "—"
+		if ours != nil {
+			o1, o2 = fmt.Sprint(ours.rssKiB>>10), secs(ours.cpu)
+		}
+		l1, l2 := "—", "—"
+		if leastRSS >= 0 {
+			r, c := fmt.Sprint(leastRSS), secs(leastCPU)
+			l1 = fmt.Sprintf("%s (%s)", r, strings.Join(rssBy[r], ", "))
+			l2 = fmt.Sprintf("%s (%s)", c, strings.Join(cpuBy[c], ", "))
+		}
+		p("| %s | %s | %s | %s | %s |\n", w.title, o1, l1, o2, l2)
 	}
 	p("\n")
 }
