@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mpagefs/mpage/ext2fs"
@@ -52,16 +53,47 @@ func moduleRoot() string {
 	}
 }
 
+// ignoredDirs returns the folders, relative to root, that root's
+// .gitignore names as anchored directories ("/bench/results/"): build
+// output and benchmark scratch space, not source.
+func ignoredDirs(root string) map[string]bool {
+	out := map[string]bool{}
+	data, err := os.ReadFile(filepath.Join(root, ".gitignore"))
+	if err != nil {
+		return out
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "/") && strings.HasSuffix(line, "/") && !strings.ContainsAny(line, "*?[!") {
+			out[strings.Trim(line, "/")] = true
+		}
+	}
+	return out
+}
+
+// deviceOf returns the device number of the filesystem holding p, so the
+// demo's walk can stay on one filesystem (like find -xdev).
+func deviceOf(p string) (uint64, bool) {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		return 0, false
+	}
+	return uint64(st.Dev), true
+}
+
 // demoLimit bounds the bytes of source copied, to keep the demo quick.
 const demoLimit = 48 << 20
 
 // demoSource makes, in tmp, the tree the demo copies: a copy of the
-// module's regular files and directories (hidden ones and files over
-// 4 MiB left out), or a generated tree.
+// module's regular files and directories (hidden ones, files over 4 MiB,
+// the folders the module's .gitignore names, such as benchmark results, and
+// anything mounted inside the tree left out), or a generated tree.
 func demoSource(tmp string) (dir, from string, err error) {
 	dir = filepath.Join(tmp, "src")
 	if root := moduleRoot(); root != "" {
 		var total int64
+		ignored := ignoredDirs(root)
+		rootDev, _ := deviceOf(root)
 		err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return nil // unreadable: leave it out
@@ -72,6 +104,11 @@ func demoSource(tmp string) (dir, from string, err error) {
 					return filepath.SkipDir
 				}
 				return nil
+			}
+			if d.IsDir() && rel != "." {
+				if dev, ok := deviceOf(p); ignored[filepath.ToSlash(rel)] || !ok || dev != rootDev {
+					return filepath.SkipDir
+				}
 			}
 			dst := filepath.Join(dir, rel)
 			switch {
