@@ -105,10 +105,19 @@ type (
 )
 
 // mappingState is what the flusher knows of one registered mapping.
+// Its fields are guarded by Flusher.mu.
 type mappingState struct {
+	m   *pagecache.Mapping // never changes
+	idx int                // position in Flusher.mu.order
 	// dirtiedWhen is when the mapping was first seen dirty since it was
 	// last clean (inode->dirtied_when); zero while clean.
 	dirtiedWhen time.Time
+	// seen is the refreshDirty generation in which the cache last listed
+	// the mapping as dirty.
+	seen uint64
+	// prev and next link the state into Flusher.mu.dirty while
+	// dirtiedWhen is set (the inode on b_dirty); nil otherwise.
+	prev, next *mappingState
 }
 
 // Flusher is the writeback thread of one filesystem (struct bdi_writeback
@@ -120,16 +129,26 @@ type Flusher struct {
 	ownBG bool             // cfg.BackgroundDirty was given; never changes
 	kick  chan struct{}    // capacity 1: a pending wake-up
 
+	// scratch is the buffer refreshDirty lists the cache's dirty
+	// mappings into; used only by the flusher goroutine.
+	scratch []*pagecache.Mapping
+
 	mu struct {
 		sync.Mutex
 		maps  map[*pagecache.Mapping]*mappingState
-		order []*pagecache.Mapping // registration order, for round robin
-		next  int                  // round-robin cursor into order
-		busy  map[*pagecache.Mapping]int
-		idle  sync.Cond // signalled when busy shrinks; L is &mu.Mutex
-		stop  chan struct{}
-		done  chan struct{}
-		stats Stats
+		order []*pagecache.Mapping // every registered mapping, for SyncAll
+		// dirty is the sentinel of the ring of the states with a dirty
+		// age (b_dirty): in the order they were found dirty, a mapping
+		// that background writeback left dirty moved to the end. The
+		// flusher's passes walk it, never every registered mapping.
+		dirty  mappingState
+		nDirty int    // states on the dirty ring
+		gen    uint64 // refreshDirty generation
+		busy   map[*pagecache.Mapping]int
+		idle   sync.Cond // signalled when busy shrinks; L is &mu.Mutex
+		stop   chan struct{}
+		done   chan struct{}
+		stats  Stats
 	}
 }
 
@@ -154,6 +173,7 @@ func New(cache *pagecache.Cache, cfg Config) *Flusher {
 	}
 	f := &Flusher{cache: cache, cfg: cfg, ownBG: ownBG, kick: make(chan struct{}, 1)}
 	f.mu.maps = make(map[*pagecache.Mapping]*mappingState)
+	f.mu.dirty.prev, f.mu.dirty.next = &f.mu.dirty, &f.mu.dirty
 	f.mu.busy = make(map[*pagecache.Mapping]int)
 	f.mu.idle.L = &f.mu.Mutex
 	if h, ok := any(cache).(dirtyHookSetter); ok {
@@ -179,11 +199,55 @@ func (f *Flusher) Register(m *pagecache.Mapping) {
 func (f *Flusher) registerLocked(m *pagecache.Mapping) *mappingState {
 	st := f.mu.maps[m]
 	if st == nil {
-		st = &mappingState{}
+		st = &mappingState{m: m, idx: len(f.mu.order)}
 		f.mu.maps[m] = st
 		f.mu.order = append(f.mu.order, m)
 	}
 	return st
+}
+
+// markDirtyLocked starts st's dirty age at now and puts it at the end of
+// the dirty ring if it was clean.
+//
+// Preconditions: f.mu is held.
+func (f *Flusher) markDirtyLocked(st *mappingState, now time.Time) {
+	if !st.dirtiedWhen.IsZero() {
+		return
+	}
+	st.dirtiedWhen = now
+	f.linkTailLocked(st)
+	f.mu.nDirty++
+}
+
+// markCleanLocked clears st's dirty age and takes it off the dirty ring.
+//
+// Preconditions: f.mu is held.
+func (f *Flusher) markCleanLocked(st *mappingState) {
+	if st.dirtiedWhen.IsZero() {
+		return
+	}
+	st.dirtiedWhen = time.Time{}
+	unlinkLocked(st)
+	f.mu.nDirty--
+}
+
+// linkTailLocked puts st, on no ring, at the end of the dirty ring.
+//
+// Preconditions: f.mu is held.
+func (f *Flusher) linkTailLocked(st *mappingState) {
+	head := &f.mu.dirty
+	st.prev, st.next = head.prev, head
+	head.prev.next = st
+	head.prev = st
+}
+
+// unlinkLocked takes st off the dirty ring.
+//
+// Preconditions: f.mu of st's flusher is held.
+func unlinkLocked(st *mappingState) {
+	st.prev.next = st.next
+	st.next.prev = st.prev
+	st.prev, st.next = nil, nil
 }
 
 // Unregister removes a mapping, as an inode is evicted, and waits until no
@@ -193,17 +257,16 @@ func (f *Flusher) registerLocked(m *pagecache.Mapping) *mappingState {
 func (f *Flusher) Unregister(m *pagecache.Mapping) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if _, ok := f.mu.maps[m]; ok {
+	if st, ok := f.mu.maps[m]; ok {
+		f.markCleanLocked(st)
+		// The last mapping takes m's place in order.
+		last := len(f.mu.order) - 1
+		moved := f.mu.order[last]
+		f.mu.order[st.idx] = moved
+		f.mu.maps[moved].idx = st.idx
+		f.mu.order[last] = nil
+		f.mu.order = f.mu.order[:last]
 		delete(f.mu.maps, m)
-		for i, x := range f.mu.order {
-			if x == m {
-				f.mu.order = append(f.mu.order[:i], f.mu.order[i+1:]...)
-				if f.mu.next > i {
-					f.mu.next--
-				}
-				break
-			}
-		}
 	}
 	for f.mu.busy[m] > 0 {
 		f.mu.idle.Wait()
@@ -217,9 +280,7 @@ func (f *Flusher) Unregister(m *pagecache.Mapping) {
 func (f *Flusher) MarkDirty(m *pagecache.Mapping) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if st := f.registerLocked(m); st.dirtiedWhen.IsZero() {
-		st.dirtiedWhen = time.Now()
-	}
+	f.markDirtyLocked(f.registerLocked(m), time.Now())
 }
 
 // Kick wakes the flusher now, to check the background threshold
@@ -336,25 +397,36 @@ func (f *Flusher) pass(stop chan struct{}, lastOld *time.Time) (congested bool) 
 }
 
 // refreshDirty notes which registered mappings are dirty: a mapping seen
-// dirty for the first time gets its dirty age started now, a clean one
-// loses it.
+// dirty for the first time gets its dirty age started now and joins the
+// end of the dirty ring, one on the ring that is clean leaves it. It asks
+// the cache for its dirty mappings (the bdi's dirty inode list) rather
+// than looking at each registered mapping, so a pass costs in proportion
+// to the dirty mappings, not to every inode the filesystem has cached.
+// It runs only on the flusher goroutine.
 func (f *Flusher) refreshDirty(now time.Time) {
-	for _, m := range f.mappings() {
-		dirty := m.Tagged(pagecache.TagDirty)
-		f.mu.Lock()
+	dirty := f.cache.DirtyMappings(f.scratch[:0])
+	f.mu.Lock()
+	f.mu.gen++
+	gen := f.mu.gen
+	for _, m := range dirty {
 		if st := f.mu.maps[m]; st != nil {
-			switch {
-			case !dirty:
-				st.dirtiedWhen = time.Time{}
-			case st.dirtiedWhen.IsZero():
-				st.dirtiedWhen = now
-			}
+			st.seen = gen
+			f.markDirtyLocked(st, now)
 		}
-		f.mu.Unlock()
 	}
+	for st := f.mu.dirty.next; st != &f.mu.dirty; {
+		next := st.next
+		if st.seen != gen {
+			f.markCleanLocked(st)
+		}
+		st = next
+	}
+	f.mu.Unlock()
+	clear(dirty) // hold no evicted mapping until the next pass
+	f.scratch = dirty[:0]
 }
 
-// mappings returns the registered mappings in registration order.
+// mappings returns the registered mappings.
 func (f *Flusher) mappings() []*pagecache.Mapping {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -383,9 +455,9 @@ func (f *Flusher) writeOld(stop chan struct{}, now time.Time) bool {
 	}
 	var old []aged
 	f.mu.Lock()
-	for _, m := range f.mu.order {
-		if st := f.mu.maps[m]; !st.dirtiedWhen.IsZero() && !st.dirtiedWhen.After(cutoff) {
-			old = append(old, aged{m, st.dirtiedWhen})
+	for st := f.mu.dirty.next; st != &f.mu.dirty; st = st.next {
+		if !st.dirtiedWhen.After(cutoff) {
+			old = append(old, aged{st.m, st.dirtiedWhen})
 		}
 	}
 	f.mu.Unlock()
@@ -433,7 +505,7 @@ func (f *Flusher) writeOld(stop chan struct{}, now time.Time) bool {
 func (f *Flusher) markClean(m *pagecache.Mapping) {
 	f.mu.Lock()
 	if st := f.mu.maps[m]; st != nil {
-		st.dirtiedWhen = time.Time{}
+		f.markCleanLocked(st)
 	}
 	f.mu.Unlock()
 }
@@ -449,19 +521,29 @@ func (f *Flusher) overBackground() bool {
 
 // writeBackground writes chunks of ChunkPages pages, round robin over the
 // dirty mappings, while the cache is over its background threshold
-// (wb_writeback for background work). It stops when a full round wrote
-// nothing, when a device is congested (reported), or on stop.
+// (wb_writeback for background work; a mapping left dirty goes to the end
+// of the ring, as requeue_io moves an inode to b_more_io). After a full
+// round that wrote nothing it looks once for mappings dirtied since the
+// pass began, and stops if there are none to write; it also stops when a
+// device is congested (reported) or on stop.
 func (f *Flusher) writeBackground(stop chan struct{}) bool {
-	idle := 0 // mappings tried in a row without progress
+	idle := 0         // mappings tried in a row without progress
+	refreshed := true // pass just refreshed the dirty ring
 	for f.overBackground() {
 		if stopped(stop) {
 			return false
 		}
-		m, n := f.nextMapping()
+		m, n := f.nextDirty()
 		if m == nil || idle >= n {
-			return false
+			if refreshed {
+				return false
+			}
+			f.refreshDirty(time.Now())
+			refreshed, idle = true, 0
+			continue
 		}
 		if !m.Tagged(pagecache.TagDirty) {
+			f.markClean(m)
 			idle++
 			continue
 		}
@@ -471,7 +553,7 @@ func (f *Flusher) writeBackground(stop chan struct{}) bool {
 		f.mu.stats.BackgroundPages += w
 		f.mu.Unlock()
 		if w > 0 {
-			idle = 0
+			idle, refreshed = 0, false
 		} else {
 			idle++
 		}
@@ -485,21 +567,18 @@ func (f *Flusher) writeBackground(stop chan struct{}) bool {
 	return false
 }
 
-// nextMapping returns the next registered mapping in round-robin order and
-// how many there are.
-func (f *Flusher) nextMapping() (*pagecache.Mapping, int) {
+// nextDirty returns the mapping at the head of the dirty ring, moving it
+// to the end, and how many mappings are on the ring; nil if none.
+func (f *Flusher) nextDirty() (*pagecache.Mapping, int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n := len(f.mu.order)
-	if n == 0 {
+	st := f.mu.dirty.next
+	if st == &f.mu.dirty {
 		return nil, 0
 	}
-	if f.mu.next >= n {
-		f.mu.next = 0
-	}
-	m := f.mu.order[f.mu.next]
-	f.mu.next++
-	return m, n
+	unlinkLocked(st)
+	f.linkTailLocked(st)
+	return st.m, f.mu.nDirty
 }
 
 // writeChunk calls WritePages on m for at most budget pages, for memory
@@ -571,7 +650,7 @@ func (f *Flusher) SyncAll() error {
 		f.mu.Lock()
 		for _, m := range maps {
 			if st := f.mu.maps[m]; st != nil && !m.Tagged(pagecache.TagDirty) {
-				st.dirtiedWhen = time.Time{}
+				f.markCleanLocked(st)
 			}
 		}
 		f.mu.Unlock()
