@@ -38,6 +38,19 @@ type Config struct {
 	// direction is no longer congested (q->nr_congestion_off). Default:
 	// derived from NrRequests (103 of 128). At most CongestionOn.
 	CongestionOff int
+
+	// PlugRequests is the number of queued requests that unplugs the
+	// queue by itself while a Plug is held, in place of
+	// UnplugThreshold. Default: DefaultPlugRequests, at most
+	// CongestionOn-1 so that a held plug alone never congests the queue.
+	PlugRequests int
+	// PlugBytes is the number of queued bytes that unplugs the queue by
+	// itself while a Plug is held. Default: DefaultPlugBytes.
+	PlugBytes int
+	// PlugDelay is the plug timer while a Plug is held, in place of
+	// UnplugDelay: the longest a queued request waits for the holder
+	// (the 3 ms unplug_delay of 2.6.12). Default: DefaultPlugDelay.
+	PlugDelay time.Duration
 }
 
 // Request describes one device call, for tracing.
@@ -121,6 +134,8 @@ type Queue struct {
 	inflight  int        // bios submitted and not completed
 	idle      *sync.Cond // on mu: inflight dropped to zero
 	waiters   int        // goroutines in Wait; while any, Submit does not plug
+	plugs     int        // Plugs held (StartPlug not yet Finished)
+	queued    int        // bytes in pending
 }
 
 // NewQueue makes the request queue of dev (blk_init_queue).
@@ -167,6 +182,15 @@ func NewQueue(dev Device, cfg Config) *Queue {
 	}
 	if cfg.CongestionOff > cfg.CongestionOn {
 		cfg.CongestionOff = cfg.CongestionOn
+	}
+	if cfg.PlugRequests <= 0 {
+		cfg.PlugRequests = min(DefaultPlugRequests, max(1, cfg.CongestionOn-1))
+	}
+	if cfg.PlugBytes <= 0 {
+		cfg.PlugBytes = DefaultPlugBytes
+	}
+	if cfg.PlugDelay <= 0 {
+		cfg.PlugDelay = DefaultPlugDelay
 	}
 	q := &Queue{dev: dev, limits: lim, cfg: cfg, devEnd: dev.Size() >> SectorShift}
 	q.turn = sync.NewCond(&q.mu)
@@ -236,7 +260,8 @@ func (q *Queue) AllocBio(op Op, sector int64, nrVecs int) *Bio {
 // first request on an empty queue plugs it (blk_plug_device); the queue
 // unplugs by itself when UnplugThreshold requests are queued
 // (elevator.c:__elv_add_request) or when the UnplugDelay timer fires
-// (blk_unplug_timeout).
+// (blk_unplug_timeout). While a Plug is held the bounds are PlugRequests
+// requests or PlugBytes bytes queued, and PlugDelay (see StartPlug).
 //
 // A bio that is empty, not sector-aligned, beyond the end of the device
 // (handle_bad_sector) or submitted after Close completes with an error
@@ -283,6 +308,10 @@ func (q *Queue) Submit(b *Bio) {
 	q.seq++
 	if q.mergeLocked(b) {
 		q.stats.Merges++
+		q.queued += size
+		if q.plugs > 0 && q.queued >= q.cfg.PlugBytes {
+			q.dispatchLocked()
+		}
 		q.mu.Unlock()
 		return
 	}
@@ -292,13 +321,26 @@ func (q *Queue) Submit(b *Bio) {
 	}
 	q.pending = append(q.pending, rq)
 	q.nrPending.Store(int64(len(q.pending)))
+	q.queued += size
 	q.lastMerge = rq
 	q.nrRq[rq.op]++
 	q.updateCongestionLocked(rq.op)
-	if len(q.pending) >= q.cfg.UnplugThreshold || q.waiters > 0 {
+	if q.waiters > 0 || q.fullLocked() {
 		q.dispatchLocked()
 	}
 	q.mu.Unlock()
+}
+
+// fullLocked reports whether the queue has queued enough to unplug by
+// itself: UnplugThreshold requests, or while a Plug is held PlugRequests
+// requests or PlugBytes bytes.
+//
+// Preconditions: q.mu is held.
+func (q *Queue) fullLocked() bool {
+	if q.plugs > 0 {
+		return len(q.pending) >= q.cfg.PlugRequests || q.queued >= q.cfg.PlugBytes
+	}
+	return len(q.pending) >= q.cfg.UnplugThreshold
 }
 
 // fitsLocked reports whether rq can take on bytes more in segs more
@@ -393,12 +435,17 @@ func (q *Queue) attemptMergeLocked(rq *request, sector int64, back bool) *reques
 	return first
 }
 
-// plugLocked plugs the queue and arms the unplug timer (blk_plug_device).
+// plugLocked plugs the queue and arms the unplug timer (blk_plug_device):
+// UnplugDelay, or PlugDelay while a Plug is held.
 //
 // Preconditions: q.mu is held; the queue is empty.
 func (q *Queue) plugLocked() {
 	gen := q.plugGen
-	q.timer = time.AfterFunc(q.cfg.UnplugDelay, func() { q.unplugTimeout(gen) })
+	delay := q.cfg.UnplugDelay
+	if q.plugs > 0 {
+		delay = max(delay, q.cfg.PlugDelay)
+	}
+	q.timer = time.AfterFunc(delay, func() { q.unplugTimeout(gen) })
 }
 
 // unplugTimeout is the plug timer's work (blk_unplug_timeout and
@@ -430,6 +477,7 @@ func (q *Queue) dispatchLocked() {
 	clear(q.pending)
 	q.pending = q.pending[:0]
 	q.nrPending.Store(0)
+	q.queued = 0
 	q.lastMerge = nil
 	for n := min(q.cfg.InFlight-q.workers, len(q.dispatch)); n > 0; n-- {
 		q.workers++

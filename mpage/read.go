@@ -110,6 +110,19 @@ func (d *mpageData) finishPlug() {
 	}
 }
 
+// finishBatch ends a writepages call as finishPlug does, except that
+// while the caller holds a block.Plug on the queue (a writeback pass over
+// many mappings, or a filesystem sync) the bios stay queued, to merge with
+// those of the next mapping: later Linux's blk_finish_plug of
+// mpage_writepages' own plug, which does nothing when nested inside the
+// plug of wb_writeback. A lone WritePages (fsync of one file) still
+// dispatches at once.
+func (d *mpageData) finishBatch() {
+	if d.q != nil {
+		d.q.UnplugBatch()
+	}
+}
+
 // mpageAlloc mirrors mpage_alloc(): a bio for nrVecs pages starting at
 // sector of q. The seed halves nr_vecs and retries only when the task is
 // PF_MEMALLOC (writing out memory under pressure); we have no such flag

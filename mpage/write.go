@@ -284,6 +284,10 @@ type tagger interface {
 //     device is congested for writes, before it starts and after each
 //     page (the seed's check, which later Linux moved elsewhere).
 //
+// The call ends by dispatching its bios (later Linux's blk_finish_plug),
+// unless a block.Plug is held on the queue: then they stay queued to merge
+// with the next call's (UnplugBatch).
+//
 // wbc.PagesWritten counts the pages handed to I/O.
 func WritePages(m *pagecache.Mapping, wbc *pagecache.WritebackControl, get buffer.GetBlock, writepage WritePageFunc) error {
 	if get == nil && writepage == nil {
@@ -361,6 +365,13 @@ retry:
 					p.Unlock()
 					continue
 				}
+				// The page may sit in a request queued under a
+				// held block.Plug: run the queue before sleeping on
+				// it, as wait_on_page_writeback did through
+				// sync_page in 2.6.12.
+				if d.q != nil {
+					d.q.Unplug()
+				}
 				p.WaitWriteback()
 			}
 			if !p.ClearDirtyForIO() {
@@ -433,6 +444,6 @@ retry:
 	if d.bio != nil {
 		d.submit()
 	}
-	d.finishPlug()
+	d.finishBatch()
 	return ret
 }
