@@ -17,6 +17,21 @@ package ext2
 // the directory's inode number, so dropping it when the directory goes
 // keeps a later directory of the same number from finding it.
 //
+// Beside the names, a cached directory may know how much room each of its
+// blocks has for a new entry (dirCache.room), so that addLinkLocked goes
+// straight to the first block where the entry fits instead of walking
+// every block before it (Linux ext2 walks them; so does addLinkLocked
+// until it has walked the directory once). The room of a block changes
+// only when an entry is added to it (addLinkLocked) or removed from it
+// (deleteEntryLocked), and each of those records the block's new room;
+// a block appended to the directory is recorded by addLinkLocked, the
+// only function that appends one. A directory made or going away drops
+// its room with its names. Nothing else changes a directory's records:
+// ext2 never compacts or shrinks a directory, and setLinkLocked repoints
+// an entry in place. If the recorded room is ever found wrong (the
+// block has no record that fits), addLinkLocked forgets it and walks the
+// directory, which records it anew.
+//
 // The cache is FS.dcache, made by Mount and emptied by Close. Its mu is
 // a leaf, taken with the directory's i_mutex held (shared or
 // exclusively) and nothing else taken under it; see the lock order in
@@ -40,13 +55,24 @@ const (
 // dcache is the name cache of one filesystem (FS.dcache).
 type dcache struct {
 	mu    sync.Mutex
-	dirs  map[uint32]map[string]uint32 // guarded by mu; directory inode number → name → inode number; nil after close
-	names int                          // guarded by mu; names in all maps
+	dirs  map[uint32]*dirCache // guarded by mu; by directory inode number; nil after close
+	names int                  // guarded by mu; names in all maps
+}
+
+// dirCache is what the cache knows of one directory. Guarded by
+// dcache.mu.
+type dirCache struct {
+	names map[string]uint32 // name → inode number
+	// room[ib] is the largest entry (layout.DirEntryLen) that fits in
+	// block ib: the rec_len of its largest unused record, or the
+	// largest slack after an entry's own length (ext2_add_link's two
+	// tests). nil until a walk of every block has recorded it.
+	room []int32
 }
 
 // init makes the empty cache (Mount).
 func (dc *dcache) init() {
-	dc.dirs = map[uint32]map[string]uint32{}
+	dc.dirs = map[uint32]*dirCache{}
 }
 
 // close drops every map (Close); the cache stays empty after it, so a
@@ -69,15 +95,15 @@ func (fs *FS) dcacheLookupLocked(dir *Inode, name string) (ino uint32, ok bool, 
 	}
 	dc := &fs.dcache
 	dc.mu.Lock()
-	m, ok := dc.dirs[dir.ino]
+	d, ok := dc.dirs[dir.ino]
 	if ok {
-		ino = m[name]
+		ino = d.names[name]
 	}
 	dc.mu.Unlock()
 	if ok {
 		return ino, true, nil
 	}
-	m = map[string]uint32{}
+	m := map[string]uint32{}
 	err = fs.dirBlocksLocked(dir, func(ents []layout.DirEntry) bool {
 		for _, e := range ents {
 			if _, dup := m[e.Name]; e.Inode != 0 && !dup { // the first of a name wins, as in findEntryLocked
@@ -93,14 +119,14 @@ func (fs *FS) dcacheLookupLocked(dir *Inode, name string) (ino uint32, ok bool, 
 	// so m is still what dir holds.
 	dc.mu.Lock()
 	if _, built := dc.dirs[dir.ino]; !built && dc.dirs != nil {
-		for d, dm := range dc.dirs {
+		for other, od := range dc.dirs {
 			if dc.names+len(m) <= dcacheMaxNames {
 				break
 			}
-			dc.names -= len(dm)
-			delete(dc.dirs, d)
+			dc.names -= len(od.names)
+			delete(dc.dirs, other)
 		}
-		dc.dirs[dir.ino] = m
+		dc.dirs[dir.ino] = &dirCache{names: m}
 		dc.names += len(m)
 	}
 	dc.mu.Unlock()
@@ -113,11 +139,11 @@ func (fs *FS) dcacheLookupLocked(dir *Inode, name string) (ino uint32, ok bool, 
 func (fs *FS) dcacheSetLocked(dir *Inode, name string, ino uint32) {
 	dc := &fs.dcache
 	dc.mu.Lock()
-	if m, ok := dc.dirs[dir.ino]; ok {
-		if _, had := m[name]; !had {
+	if d, ok := dc.dirs[dir.ino]; ok {
+		if _, had := d.names[name]; !had {
 			dc.names++
 		}
-		m[name] = ino
+		d.names[name] = ino
 	}
 	dc.mu.Unlock()
 }
@@ -135,9 +161,9 @@ func (fs *FS) dcacheRemoveLocked(dir *Inode, slot *dirSlot) {
 	name := fs.slotName(slot)
 	dc := &fs.dcache
 	dc.mu.Lock()
-	if m, ok := dc.dirs[dir.ino]; ok {
-		if _, had := m[name]; had {
-			delete(m, name)
+	if d, ok := dc.dirs[dir.ino]; ok {
+		if _, had := d.names[name]; had {
+			delete(d.names, name)
 			dc.names--
 		}
 	}
@@ -149,9 +175,72 @@ func (fs *FS) dcacheRemoveLocked(dir *Inode, slot *dirSlot) {
 func (fs *FS) dcacheDropLocked(dir *Inode) {
 	dc := &fs.dcache
 	dc.mu.Lock()
-	if m, ok := dc.dirs[dir.ino]; ok {
-		dc.names -= len(m)
+	if d, ok := dc.dirs[dir.ino]; ok {
+		dc.names -= len(d.names)
 		delete(dc.dirs, dir.ino)
+	}
+	dc.mu.Unlock()
+}
+
+// dcacheRoomLocked returns the first block of dir, of nblocks, with room
+// for an entry of need bytes, or nblocks if none has. ok is false when
+// dir's room is not known (the caller walks the directory).
+// Preconditions: dir.mu is held exclusively.
+func (fs *FS) dcacheRoomLocked(dir *Inode, need int, nblocks int64) (ib int64, ok bool) {
+	dc := &fs.dcache
+	dc.mu.Lock()
+	defer dc.mu.Unlock()
+	d := dc.dirs[dir.ino]
+	if d == nil || d.room == nil || int64(len(d.room)) != nblocks {
+		return 0, false
+	}
+	for i, r := range d.room {
+		if int(r) >= need {
+			return int64(i), true
+		}
+	}
+	return nblocks, true
+}
+
+// dcacheSetAllRoomLocked records the room of every block of dir, if dir
+// has names cached.
+// Preconditions: dir.mu is held exclusively; room came from a walk of
+// every block under this hold of dir.mu.
+func (fs *FS) dcacheSetAllRoomLocked(dir *Inode, room []int32) {
+	dc := &fs.dcache
+	dc.mu.Lock()
+	if d := dc.dirs[dir.ino]; d != nil {
+		d.room = room
+	}
+	dc.mu.Unlock()
+}
+
+// dcacheSetRoomLocked records the room of block ib of dir, which may be
+// the block just appended. Room not known stays unknown.
+// Preconditions: dir.mu is held exclusively.
+func (fs *FS) dcacheSetRoomLocked(dir *Inode, ib int64, room int32) {
+	dc := &fs.dcache
+	dc.mu.Lock()
+	if d := dc.dirs[dir.ino]; d != nil && d.room != nil {
+		switch {
+		case ib < int64(len(d.room)):
+			d.room[ib] = room
+		case ib == int64(len(d.room)):
+			d.room = append(d.room, room)
+		default:
+			d.room = nil
+		}
+	}
+	dc.mu.Unlock()
+}
+
+// dcacheForgetRoomLocked forgets the room of dir's blocks, found wrong.
+// Preconditions: dir.mu is held exclusively.
+func (fs *FS) dcacheForgetRoomLocked(dir *Inode) {
+	dc := &fs.dcache
+	dc.mu.Lock()
+	if d := dc.dirs[dir.ino]; d != nil {
+		d.room = nil
 	}
 	dc.mu.Unlock()
 }

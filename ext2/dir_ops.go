@@ -201,54 +201,73 @@ func (dir *Inode) dirChangedLocked(now time.Time, newSize uint64) {
 	})
 }
 
+// recordRoom is the largest entry that fits in record rec: all its
+// rec_len if unused, else the slack after its own entry (ext2_add_link's
+// two tests).
+func recordRoom(rec layout.DirRecord) int {
+	if rec.Inode == 0 {
+		return rec.RecLen
+	}
+	return rec.RecLen - rec.Used()
+}
+
+// fits reports whether an entry of need bytes fits in record rec.
+func fits(rec layout.DirRecord, need int) bool { return recordRoom(rec) >= need }
+
+// blockRoom is the largest entry that fits in a directory block: the
+// largest recordRoom of its records.
+// Preconditions: the buffer holding data is locked; data passed the
+// record checks.
+func (fs *FS) blockRoom(data []byte) int32 {
+	room := 0
+	fs.walkRecords(data, func(rec layout.DirRecord) { room = max(room, recordRoom(rec)) })
+	return int32(room)
+}
+
 // addLinkLocked adds the entry name → ino (of mode mode) to directory
 // dir, mirroring fs/ext2/dir.c:ext2_add_link(): the first record that is
 // unused and large enough, or whose slack after its own entry is large
 // enough (the record is split), takes it; otherwise a new block is
-// appended to the directory. The whole directory is scanned, so an
-// existing name is found and refused with ErrExist (Linux relies on the
-// dentry cache for that). The file type is recorded when the filesystem
-// has the filetype feature.
+// appended to the directory. The file type is recorded when the
+// filesystem has the filetype feature. An existing name is refused with
+// ErrExist (Linux relies on the dentry cache for that).
+//
+// A directory whose names are cached (dcache.go) is looked up there, and
+// once its blocks' room is known too, only the first block with room for
+// the entry is read: the entry lands in the same record as with a walk.
+// Otherwise every block is walked, checking for the name and noting each
+// block's room for the cache.
 // Preconditions: dir.mu is held exclusively; name passed checkName.
 func (fs *FS) addLinkLocked(dir *Inode, name string, ino uint32, mode uint16) error {
 	need := layout.DirEntryLen(len(name))
 	n := fs.dirBlockCount(dir)
 	var slot *dirSlot
 	defer func() { fs.releaseSlot(slot) }()
-	for ib := int64(0); ib < n; ib++ {
-		bh, blk, err := fs.readDirBlockLocked(dir, ib)
-		if err != nil {
+	known := false // slot (nil: append) is the first place with room
+	got, cached, err := fs.dcacheLookupLocked(dir, name)
+	if err != nil {
+		return err
+	}
+	if cached && got != 0 {
+		return fmt.Errorf("%w: %q in directory inode %d", ErrExist, name, dir.ino)
+	}
+	if cached {
+		if ib, ok := fs.dcacheRoomLocked(dir, need, n); ok {
+			if ib < n {
+				if slot, err = fs.roomInBlockLocked(dir, ib, need); err != nil {
+					return err
+				}
+			}
+			known = ib == n || slot != nil
+			if !known {
+				fs.dcacheForgetRoomLocked(dir) // wrong: walk and record it anew
+			}
+		}
+	}
+	if !known {
+		var err error
+		if slot, err = fs.scanForRoomLocked(dir, name, need, n); err != nil {
 			return err
-		}
-		exists := false
-		var found *dirSlot
-		bh.Lock()
-		data := bh.Data
-		derr := fs.walkRecords(data, func(rec layout.DirRecord) {
-			if rec.Inode != 0 && rec.NameLen == len(name) && string(rec.Name(data)) == name {
-				exists = true
-			}
-			if slot == nil && found == nil &&
-				((rec.Inode == 0 && rec.RecLen >= need) || (rec.Inode != 0 && rec.RecLen >= rec.Used()+need)) {
-				found = &dirSlot{ib: ib, blk: blk, bh: bh, rec: rec}
-			}
-		})
-		bh.Unlock()
-		if derr != nil {
-			fs.bc.Release(bh)
-			return fs.dirCorrupt(dir, ib, blk, derr)
-		}
-		if slot == nil {
-			slot = found // only now: the whole block passed the checks
-		}
-		if exists {
-			if slot == nil || slot.bh != bh {
-				fs.bc.Release(bh)
-			}
-			return fmt.Errorf("%w: %q in directory inode %d", ErrExist, name, dir.ino)
-		}
-		if slot == nil || slot.bh != bh {
-			fs.bc.Release(bh)
 		}
 	}
 	now := time.Now()
@@ -265,10 +284,12 @@ func (fs *FS) addLinkLocked(dir *Inode, name string, ino uint32, mode uint16) er
 			off, recLen = off+used, recLen-used
 		}
 		fs.encodeDirEntry(bh.Data, off, ino, recLen, ft, name)
+		room := fs.blockRoom(bh.Data)
 		bh.Unlock()
 		fs.bc.MarkDirty(bh)
 		dir.dirChangedLocked(now, 0)
 		fs.dcacheSetLocked(dir, name, ino)
+		fs.dcacheSetRoomLocked(dir, slot.ib, room)
 		return nil
 	}
 	// No room: append a block holding the one entry.
@@ -279,7 +300,82 @@ func (fs *FS) addLinkLocked(dir *Inode, name string, ino uint32, mode uint16) er
 	fs.fillNewBlock(blk, func(b []byte) { fs.encodeDirEntry(b, 0, ino, fs.blockSize, ft, name) })
 	dir.dirChangedLocked(now, uint64(n+1)<<fs.blockBits)
 	fs.dcacheSetLocked(dir, name, ino)
+	fs.dcacheSetRoomLocked(dir, n, int32(fs.blockSize-need))
 	return nil
+}
+
+// roomInBlockLocked returns the first record of block ib of dir with room
+// for an entry of need bytes, checking the whole block, or nil if none
+// has room.
+// Preconditions: dir.mu is held exclusively.
+func (fs *FS) roomInBlockLocked(dir *Inode, ib int64, need int) (*dirSlot, error) {
+	bh, blk, err := fs.readDirBlockLocked(dir, ib)
+	if err != nil {
+		return nil, err
+	}
+	var found *dirSlot
+	bh.Lock()
+	derr := fs.walkRecords(bh.Data, func(rec layout.DirRecord) {
+		if found == nil && fits(rec, need) {
+			found = &dirSlot{ib: ib, blk: blk, bh: bh, rec: rec}
+		}
+	})
+	bh.Unlock()
+	if derr != nil || found == nil {
+		fs.bc.Release(bh)
+		if derr != nil {
+			return nil, fs.dirCorrupt(dir, ib, blk, derr)
+		}
+	}
+	return found, nil
+}
+
+// scanForRoomLocked walks every block of dir, of n, for ext2_add_link:
+// it returns the first record with room for an entry of need bytes (nil:
+// none, append a block), refuses name if it is there (ErrExist), and
+// records each block's room in the name cache.
+// Preconditions: dir.mu is held exclusively.
+func (fs *FS) scanForRoomLocked(dir *Inode, name string, need int, n int64) (*dirSlot, error) {
+	var slot *dirSlot
+	room := make([]int32, n)
+	for ib := int64(0); ib < n; ib++ {
+		bh, blk, err := fs.readDirBlockLocked(dir, ib)
+		if err != nil {
+			fs.releaseSlot(slot)
+			return nil, err
+		}
+		exists := false
+		var found *dirSlot
+		bh.Lock()
+		data := bh.Data
+		derr := fs.walkRecords(data, func(rec layout.DirRecord) {
+			if rec.Inode != 0 && rec.NameLen == len(name) && string(rec.Name(data)) == name {
+				exists = true
+			}
+			if slot == nil && found == nil && fits(rec, need) {
+				found = &dirSlot{ib: ib, blk: blk, bh: bh, rec: rec}
+			}
+			room[ib] = max(room[ib], int32(recordRoom(rec)))
+		})
+		bh.Unlock()
+		if derr != nil {
+			fs.bc.Release(bh)
+			fs.releaseSlot(slot)
+			return nil, fs.dirCorrupt(dir, ib, blk, derr)
+		}
+		if slot == nil {
+			slot = found // only now: the whole block passed the checks
+		}
+		if slot == nil || slot.bh != bh {
+			fs.bc.Release(bh)
+		}
+		if exists {
+			fs.releaseSlot(slot)
+			return nil, fmt.Errorf("%w: %q in directory inode %d", ErrExist, name, dir.ino)
+		}
+	}
+	fs.dcacheSetAllRoomLocked(dir, room)
+	return slot, nil
 }
 
 // deleteEntryLocked removes the entry in slot from directory dir,
@@ -298,8 +394,10 @@ func (fs *FS) deleteEntryLocked(dir *Inode, slot *dirSlot) {
 	}
 	// Linux zeroes the inode of the removed record in both cases.
 	fs.encodeDirEntry(bh.Data, rec.Offset, 0, rec.RecLen, rec.FileType, string(rec.Name(bh.Data)))
+	room := fs.blockRoom(bh.Data)
 	bh.Unlock()
 	fs.bc.MarkDirty(bh)
+	fs.dcacheSetRoomLocked(dir, slot.ib, room)
 	fs.releaseSlot(slot)
 	dir.dirChangedLocked(time.Now(), 0)
 }

@@ -18,8 +18,11 @@ func cachedNames(fs *FS, dir *Inode) (map[string]uint32, bool) {
 	dc := &fs.dcache
 	dc.mu.Lock()
 	defer dc.mu.Unlock()
-	m, ok := dc.dirs[dir.ino]
-	return copyNames(m), ok
+	d, ok := dc.dirs[dir.ino]
+	if !ok {
+		return nil, false
+	}
+	return copyNames(d.names), true
 }
 
 func copyNames(m map[string]uint32) map[string]uint32 {
