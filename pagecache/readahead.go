@@ -120,11 +120,9 @@ func (m *Mapping) PageCacheSyncReadahead(ra *ReadaheadState, index int64, reqCou
 		return
 	}
 	ra.mu.Lock()
-	start, nr, async, ok := m.ondemandLocked(ra, false, index, reqCount)
+	plan := m.ondemandLocked(ra, false, index, reqCount)
 	ra.mu.Unlock()
-	if ok {
-		m.doReadahead(start, nr, async)
-	}
+	m.doPlan(plan)
 }
 
 // PageCacheAsyncReadahead is called when a read reaches page p at index
@@ -141,23 +139,71 @@ func (m *Mapping) PageCacheAsyncReadahead(ra *ReadaheadState, p *Page, index int
 		return // another reader took the marker
 	}
 	ra.mu.Lock()
-	start, nr, async, ok := m.ondemandLocked(ra, true, index, reqCount)
+	plan := m.ondemandLocked(ra, true, index, reqCount)
 	ra.mu.Unlock()
-	if ok {
-		m.doReadahead(start, nr, async)
+	m.doPlan(plan)
+}
+
+// raChunk is a run of pages to read ahead, [start, start+nr), and the page
+// to put the Readahead marker on (noMark for none). The marker may lie
+// before start, on a page an earlier window read: see ondemandLocked.
+type raChunk struct {
+	start int64
+	nr    int
+	mark  int64
+}
+
+// noMark is the mark of a raChunk that sets no marker.
+const noMark = -1
+
+// raPlan is what ondemandLocked decided: up to two windows to read, in
+// file order (two when a stream becomes pipelined).
+type raPlan struct {
+	chunks [2]raChunk
+	n      int
+}
+
+func (pl *raPlan) add(start int64, nr int, mark int64) {
+	pl.chunks[pl.n] = raChunk{start, nr, mark}
+	pl.n++
+}
+
+// doPlan reads the windows of pl in order.
+func (m *Mapping) doPlan(pl raPlan) {
+	for _, c := range pl.chunks[:pl.n] {
+		m.doReadahead(c.start, c.nr, c.mark)
 	}
 }
 
 // ondemandLocked mirrors mm/readahead.c:ondemand_readahead() and returns
-// the pages to read, [start, start+nr), with the marker async pages from
-// the end; ok is false when nothing should be read.
+// the windows to read; an empty plan when nothing should be read.
+//
+// Pipelining, where we deviate from Linux: in Linux the marker of a full
+// window sits on its first page (async_size == size), so the next window
+// is only asked for when the reader enters the current one, and at most
+// two windows are ahead of the reader. Linux gets away with that because
+// building a window is cheap next to the device's time and the bios of
+// consecutive windows queue up deep in the block layer. Here building a
+// 1024-page window (page allocation, get_block for every block, bios)
+// takes the reader about as long as the device takes to read it, and the
+// device calls of a window start only as it is built, so the device sat
+// idle between windows. So once a stream runs at the full window (an
+// async hit on a full window), the state moves one window further: the
+// hit reads the next two windows at once, and from then on each window's
+// marker is put on the first page of the window before it (asyncSize ==
+// 2*size, the marker at start+size-asyncSize = start-size): entering a
+// window asks for the one after the next, so two windows are always in
+// flight or ready beyond the one being read. Only when the pages that
+// leaves ahead of the reader (three windows) fit in half the cache, as the
+// two windows Linux keeps ahead fit with a window of a quarter of it;
+// otherwise the stream runs as in Linux.
 //
 // Preconditions: ra.mu is held.
-func (m *Mapping) ondemandLocked(ra *ReadaheadState, hitMarker bool, index int64, req int) (start int64, nr, async int, ok bool) {
+func (m *Mapping) ondemandLocked(ra *ReadaheadState, hitMarker bool, index int64, req int) (plan raPlan) {
 	ra.initLocked()
 	maxPages := ra.maxPagesLocked(m)
 	if maxPages == 0 {
-		return 0, 0, 0, false
+		return plan
 	}
 	req = max(req, 1)
 	initial := false
@@ -168,15 +214,33 @@ func (m *Mapping) ondemandLocked(ra *ReadaheadState, hitMarker bool, index int64
 	case index == ra.start+int64(ra.size-ra.asyncSize) || index == ra.start+int64(ra.size):
 		// The expected index: sequential. Ramp up and push the window
 		// forward.
+		full := ra.size == maxPages
+		pipelined := ra.asyncSize > ra.size
 		ra.start += int64(ra.size)
 		ra.size = nextRASize(ra.size, maxPages)
 		ra.asyncSize = ra.size
+		if !hitMarker || !full || !m.canPipeline(maxPages) {
+			break
+		}
+		prev := ra.size
+		if !pipelined {
+			// The stream is established: read up to the next multiple
+			// of maxPages with the marker on the first page, and the
+			// window after that too.
+			prev = maxPages - int(ra.start%int64(maxPages))
+			plan.add(ra.start, prev, ra.start)
+			ra.start += int64(prev)
+		}
+		// The marker of this window is the first page of the one before.
+		ra.asyncSize = ra.size + prev
+		plan.add(ra.start, ra.size, ra.start-int64(prev))
+		return plan
 	case hitMarker:
 		// A marker without a matching state (interleaved reads): size
 		// the window from the cached run after index.
 		s := m.nextMiss(index+1, maxPages)
 		if s-index > int64(maxPages) {
-			return 0, 0, 0, false
+			return plan
 		}
 		ra.start = s
 		ra.size = nextRASize(int(s-index)+req, maxPages)
@@ -193,7 +257,8 @@ func (m *Mapping) ondemandLocked(ra *ReadaheadState, hitMarker bool, index int64
 		} else if !m.contextReadaheadLocked(ra, index, req, maxPages) {
 			// A standalone, small random read: read just what was asked
 			// and leave the state alone.
-			return index, req, 0, true
+			plan.add(index, req, noMark)
+			return plan
 		}
 	}
 	if initial {
@@ -216,7 +281,14 @@ func (m *Mapping) ondemandLocked(ra *ReadaheadState, hitMarker bool, index int64
 			ra.asyncSize = maxPages >> 1
 		}
 	}
-	return ra.start, ra.size, ra.asyncSize, true
+	plan.add(ra.start, ra.size, ra.start+int64(ra.size-ra.asyncSize))
+	return plan
+}
+
+// canPipeline reports whether a stream with windows of maxPages may keep
+// three windows ahead of its reader: at most half the cache.
+func (m *Mapping) canPipeline(maxPages int) bool {
+	return 3*int64(maxPages) <= m.cache.limitPages/2
 }
 
 // contextReadaheadLocked mirrors try_context_readahead(): a miss that is
@@ -264,12 +336,14 @@ func (m *Mapping) nextMiss(index int64, maxScan int) int64 {
 }
 
 // doReadahead allocates the missing pages of [index, index+nr), up to end
-// of file, marks the page lookahead pages from the end with Readahead, and
-// hands each run of missing pages to ops.ReadPages in file order
-// (do_page_cache_ra → page_cache_ra_unbounded → read_pages). Allocation
-// does not wait: when the cache is full of pages it cannot evict, the
-// window is cut short. It returns the number of pages submitted.
-func (m *Mapping) doReadahead(index int64, nr, lookahead int) int {
+// of file, marks the page at mark with Readahead, and hands each run of
+// missing pages to ops.ReadPages in file order (do_page_cache_ra →
+// page_cache_ra_unbounded → read_pages). A mark before index is put on the
+// page already cached there, if any (a pipelined stream's marker).
+// Allocation does not wait: when the cache is full of pages it cannot
+// evict, the window is cut short. It returns the number of pages
+// submitted.
+func (m *Mapping) doReadahead(index int64, nr int, mark int64) int {
 	size := m.Size()
 	if size <= 0 || nr <= 0 {
 		return 0
@@ -277,6 +351,11 @@ func (m *Mapping) doReadahead(index int64, nr, lookahead int) int {
 	end := (size - 1) >> PageShift
 	if index > end {
 		return 0
+	}
+	if mark >= 0 && mark < index {
+		if p := m.lookup(mark); p != nil {
+			p.set(Readahead)
+		}
 	}
 	if int64(nr) > end-index+1 {
 		nr = int(end - index + 1)
@@ -296,7 +375,7 @@ func (m *Mapping) doReadahead(index int64, nr, lookahead int) int {
 		if p == nil {
 			break
 		}
-		if i == nr-lookahead {
+		if idx == mark {
 			p.set(Readahead)
 		}
 		batch = append(batch, p)

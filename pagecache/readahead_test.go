@@ -1,6 +1,7 @@
 package pagecache
 
 import (
+	"bytes"
 	"slices"
 	"testing"
 )
@@ -36,7 +37,10 @@ func TestRASizes(t *testing.T) {
 
 // TestReadaheadSequentialRamp reads a file page by page and checks that
 // the windows ReadPages gets grow as Linux's on-demand readahead grows
-// them: 4, then x4 while small, then x2, up to the maximum.
+// them: 4, then x4 while small, then x2, up to the maximum. The marker of
+// the first full window then pipelines the stream (see ondemandLocked):
+// a short window up to the next multiple of the maximum, and full windows
+// from there.
 func TestReadaheadSequentialRamp(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -44,9 +48,9 @@ func TestReadaheadSequentialRamp(t *testing.T) {
 		reqSize int // bytes per read
 		want    []int
 	}{
-		{"max 128, page reads", 128, PageSize, []int{4, 16, 32, 64, 128, 128, 128}},
-		{"max 512, page reads", 512, PageSize, []int{4, 16, 64, 128, 256, 512, 512}},
-		{"max 128, 16-page reads", 128, 16 * PageSize, []int{32, 64, 128, 128, 128}},
+		{"max 128, page reads", 128, PageSize, []int{4, 16, 32, 64, 128, 12, 128, 128}},
+		{"max 512, page reads", 512, PageSize, []int{4, 16, 64, 128, 256, 512, 44, 512}},
+		{"max 128, 16-page reads", 128, 16 * PageSize, []int{32, 64, 128, 32, 128, 128}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -169,7 +173,9 @@ func TestDefaultMaxReadahead(t *testing.T) {
 		ramp  []int // ReadPages batches of a cold read in 256-page reads
 		pages int
 	}{
-		{"default cache", Config{}, 1024, []int{512, 1024, 1024}, 3000},
+		// From the third window on, the stream is pipelined: two windows
+		// at once, the first ending at a multiple of 1024 pages.
+		{"default cache", Config{}, 1024, []int{512, 1024, 512, 1024, 1024}, 5000},
 		{"16 MiB cache", Config{Limit: 16 << 20}, 1024, []int{512, 1024, 1024}, 3000},
 		{"1 MiB cache", Config{Limit: 1 << 20}, 64, []int{64, 64, 64}, 300},
 		{"asked 4096, capped", Config{MaxReadahead: 4096}, MaxReadaheadLimit, nil, 0},
@@ -193,6 +199,76 @@ func TestDefaultMaxReadahead(t *testing.T) {
 			got := o.readBatches()
 			if len(got) < len(tc.ramp) || !slices.Equal(got[:len(tc.ramp)], tc.ramp) {
 				t.Errorf("ReadPages batches got %v, want prefix %v", got, tc.ramp)
+			}
+		})
+	}
+}
+
+// TestReadaheadPipelined reads a file sequentially and checks, after each
+// read, how far beyond the page just read the cache holds pages (read or
+// being read). Once the stream runs at the full window with a cache large
+// enough for three windows in half of it, the reader finds the two windows
+// after its current one already requested, and windows end on multiples
+// of the largest window; with a smaller cache it finds one, as in Linux.
+// Either way no page is read twice or alone, and the bytes are the file's.
+func TestReadaheadPipelined(t *testing.T) {
+	const max = 64
+	tests := []struct {
+		name      string
+		cfg       Config
+		reqPages  int
+		pipelined bool
+	}{
+		{"pipelined, 12-page reads", Config{MaxReadahead: max}, 12, true},
+		{"pipelined, 1-page reads", Config{MaxReadahead: max}, 1, true},
+		{"pipelined, 100-page reads", Config{MaxReadahead: max}, 100, true},
+		{"1 MiB cache, 12-page reads", Config{Limit: 1 << 20}, 12, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			const pages = 1500
+			data := pattern(pages*PageSize, 3)
+			c, m, o := newTestMapping(t, tc.cfg, data, false)
+			if got := c.MaxReadahead(); got != max {
+				t.Fatalf("MaxReadahead got %d, want %d", got, max)
+			}
+			ra := NewReadaheadState(0)
+			buf := make([]byte, tc.reqPages*PageSize)
+			for off := int64(0); off < pages*PageSize; off += int64(len(buf)) {
+				n, err := m.Read(ra, buf, off)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(buf[:n], data[off:off+int64(n)]) {
+					t.Fatalf("Read at page %d: bytes differ from the file's", off>>PageShift)
+				}
+				last := (off + int64(n) - 1) >> PageShift // last page read
+				hi := last + 1                            // first page not cached
+				for hi < pages && m.lookup(hi) != nil {
+					hi++
+				}
+				if last < 4*max || hi == pages {
+					continue // ramping up, or at end of file
+				}
+				windowEnd := (last/max + 1) * max
+				if tc.pipelined {
+					if hi < windowEnd+2*max || hi%max != 0 {
+						t.Fatalf("after reading page %d: pages cached up to %d, want a multiple of %d, at least %d", last, hi, max, windowEnd+2*max)
+					}
+				}
+				if limit := last + 1 + int64(max)*map[bool]int64{true: 3, false: 2}[tc.pipelined]; hi > limit {
+					t.Fatalf("after reading page %d: pages cached up to %d, want at most %d", last, hi, limit)
+				}
+			}
+			total := 0
+			for _, n := range o.readBatches() {
+				total += n
+			}
+			if total != pages {
+				t.Errorf("pages read ahead got %d, want %d (each once)", total, pages)
+			}
+			if n := o.readPageCalls.Load(); n != 0 {
+				t.Errorf("single-page reads got %d, want 0", n)
 			}
 		})
 	}
