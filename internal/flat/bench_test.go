@@ -43,6 +43,23 @@ import (
 // medians were 751 and 750 MB/s: within this noise the large window
 // costs no throughput, and it cuts device calls eightfold.
 //
+// Pipelined readahead (pagecache ondemandLocked: two windows requested
+// beyond the reader's, windows aligned to 1024-page file offsets), 5 pairs
+// run alternately, 2026-11-26, load 4-5: read 1117 MB/s (661-1429) before
+// (582a99d) vs 1338 MB/s (798-1449) after, 0.25 calls/MiB both, peak RSS
+// 293-294 MiB. ext2, 256 MiB file, mpage cat after drop_caches, medians of
+// three rounds of 5-7 alternated runs: 775/624/794 MB/s before vs
+// 928/645/814 after; dd in the same rounds 1397/1263/1770 MB/s; 0.54
+// device calls per MiB both (one indirect block per 4 MiB is its own call
+// or ends one). A trace of the cold ext2 read showed the reader blocked
+// about a third of the time in the synchronous indirect-block read inside
+// a window's get_block (its bio merged into the window's first 2 MiB
+// request before the alignment, into a 48 KiB one after) and the rest of
+// the time CPU-bound with the device workers: each preadv into fresh cache
+// memory costs the kernel page faults (0.25-0.29 s system time per 256
+// MiB, against dd's 0.02 s), so on two shared cores the device calls, not
+// the reader, set the pace.
+//
 // Why write stays far below raw here: the writer is CPU-bound and gets
 // about half a core. Raw copies each byte once (pwrite into the host's
 // page cache, then fdatasync). We copy twice: into a cache page (warm:
