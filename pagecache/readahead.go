@@ -8,7 +8,9 @@ import (
 // ReadaheadState is the readahead state of one open file (struct
 // file_ra_state): the current window [Start, Start+Size), of which the
 // last AsyncSize pages are the "async" part whose first page carries the
-// Readahead marker, and the position after the last read. The zero value
+// Readahead marker, and the position after the last read. In a pipelined
+// stream AsyncSize exceeds Size: the marker is on the first page of the
+// window before (see ondemandLocked). The zero value
 // is ready to use with the cache's default window; its methods are safe
 // for concurrent use.
 type ReadaheadState struct {
@@ -180,22 +182,26 @@ func (m *Mapping) doPlan(pl raPlan) {
 //
 // Pipelining, where we deviate from Linux: in Linux the marker of a full
 // window sits on its first page (async_size == size), so the next window
-// is only asked for when the reader enters the current one, and at most
-// two windows are ahead of the reader. Linux gets away with that because
-// building a window is cheap next to the device's time and the bios of
-// consecutive windows queue up deep in the block layer. Here building a
-// 1024-page window (page allocation, get_block for every block, bios)
-// takes the reader about as long as the device takes to read it, and the
-// device calls of a window start only as it is built, so the device sat
-// idle between windows. So once a stream runs at the full window (an
-// async hit on a full window), the state moves one window further: the
-// hit reads the next two windows at once, and from then on each window's
-// marker is put on the first page of the window before it (asyncSize ==
-// 2*size, the marker at start+size-asyncSize = start-size): entering a
-// window asks for the one after the next, so two windows are always in
-// flight or ready beyond the one being read. Only when the pages that
-// leaves ahead of the reader (three windows) fit in half the cache, as the
-// two windows Linux keeps ahead fit with a window of a quarter of it;
+// is only asked for when the reader enters the current one. Linux gets
+// away with that because building a window is cheap next to the device's
+// time and the bios of consecutive windows queue up deep in the block
+// layer. Here building a 1024-page window (page allocation, get_block for
+// every block, bios, and for ext2 a synchronous indirect-block read) takes
+// the reader about as long as the device takes to read the window, and a
+// window's device calls start only as it is built. So once a stream runs
+// at the full window (an async hit on a full window), the state moves one
+// window further: that hit reads two windows, the first one ending at the
+// next multiple of maxPages in file offset, and from then on each window's
+// marker is on the first page of the window before it (asyncSize = size +
+// the previous window's size, the marker at start+size-asyncSize): a
+// reader entering a window asks for the one after the next, so two windows
+// are in flight or ready beyond the one being read. The alignment is the
+// filesystem's business only in that metadata spans tend to be aligned
+// too: ext2's indirect block for file blocks 12+1024k.. (4 KiB blocks) is
+// then read 12 pages into a window, its bio merged into a 48 KiB request
+// rather than into the window's first 2 MiB, which the build waited for.
+// Pipelining needs the three windows it keeps ahead of the reader to fit
+// in half the cache, as Linux's two fit with a window of a quarter of it;
 // otherwise the stream runs as in Linux.
 //
 // Preconditions: ra.mu is held.
