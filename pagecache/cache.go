@@ -42,10 +42,10 @@ const (
 	// A full window of 1024 pages is one such call, so a contiguous cold
 	// read makes 0.25 device calls per MiB where a 128-page window makes 2
 	// (measured in internal/flat's BenchmarkSequentialRead, which is no
-	// slower with the large window). The next window is started when the
-	// reader reaches the first page of the current one (its Readahead
-	// marker), even while that one is still being read, so up to two
-	// windows (8 MiB) are in flight. NewCache caps the window at a quarter
+	// slower with the large window). Once a stream runs at the full
+	// window, readahead keeps two windows requested ahead of the reader
+	// (see ondemandLocked), so up to three windows (12 MiB) are in
+	// flight when three fit in half the cache. NewCache caps the window at a quarter
 	// of the cache, so small caches stay sane: a 16 MiB cache still gets
 	// 1024 pages, a 1 MiB cache 64.
 	DefaultMaxReadahead = 1024
