@@ -120,8 +120,8 @@ func (fs *FS) Windows() [][2]int64 {
 
 // newBlocks allocates up to count contiguous blocks, at or after goal if
 // it can, and returns the first and how many (at least 1), mirroring
-// fs/ext2/balloc.c:ext2_new_blocks(): it starts in the goal's group and
-// then tries every other group in turn. With a window (a regular file
+// fs/ext2/balloc.c:ext2_new_blocks(): it starts in the goal's group at
+// the goal and then tries every group in turn, the goal's group last. With a window (a regular file
 // being written) it allocates inside the file's reservation window,
 // making a new one where needed; if no group has room for a window it
 // tries again without. It fails with ErrNoSpace when no block is free.
@@ -144,7 +144,11 @@ func (fs *FS) newBlocks(w *rsvWindow, goal int64, count int) (int64, int, error)
 	}
 	for pass := 0; pass < 2; pass++ {
 		gno := fs.groupOfBlock(goal)
-		for i := uint32(0); i < fs.groupsCount; i++ {
+		// The goal's group first, from the goal on; then every group
+		// in turn from its start, ending with the goal's group again
+		// for the blocks before the goal (ext2_new_blocks' second loop
+		// visits ngroups groups after the goal's, wrapping to it).
+		for i := uint32(0); i <= fs.groupsCount; i++ {
 			g := fs.groups[(gno+i)%fs.groupsCount]
 			grpGoal := int64(-1)
 			if i == 0 {

@@ -44,8 +44,10 @@
 //
 // Reads do not update atime (as if mounted noatime). Blocks reserved for
 // root (s_r_blocks_count) are not held back: the caller is taken to be
-// root. The initial allocation goal of a file is coloured by its inode
-// number, where Linux uses the writer's pid. Reservation windows are kept
+// root. The initial allocation goal of a directory or symlink is its
+// group's first block, that of a regular file 1/16 into the group, where
+// Linux colours both by the writer's pid (the same for every file one
+// process writes). Reservation windows are kept
 // in a sorted slice rather than a red-black tree and do not grow in
 // place (try_to_extend_reservation). Unused inodes are evicted, least
 // recently used first, when the inode cache passes

@@ -162,6 +162,14 @@ func (f *File) writeLocked(p []byte, off int64) (int, error) {
 		err = ino.writeFailedLocked(off+int64(len(p)), err)
 	}
 	if n > 0 {
+		if f.fs.flusher != nil {
+			// The file has dirty pages now: it joins the end of the
+			// flusher's dirty list, so writeback takes files in the
+			// order they were written, which for new files is the
+			// order of their blocks on disk (__mark_inode_dirty with
+			// I_DIRTY_PAGES from __set_page_dirty).
+			f.fs.flusher.MarkDirty(ino.m)
+		}
 		now := time.Now()
 		ino.UpdateLocked(func(d *layout.Inode) {
 			d.SetSize(uint64(ino.m.Size()))

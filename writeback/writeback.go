@@ -128,6 +128,9 @@ type Flusher struct {
 	cfg   Config           // never changes
 	ownBG bool             // cfg.BackgroundDirty was given; never changes
 	kick  chan struct{}    // capacity 1: a pending wake-up
+	// plugger is held plugged across passes and SyncAll's writes;
+	// nil when none was set. Set before Start, never changed after.
+	plugger Plugger
 
 	// scratch is the buffer refreshDirty lists the cache's dirty
 	// mappings into; used only by the flusher goroutine.
@@ -351,7 +354,9 @@ func (f *Flusher) run(stop, done chan struct{}) {
 		case <-timer.C:
 		case <-f.kick:
 		}
+		pl := f.startPlug()
 		retry := f.pass(stop, &lastOld)
+		f.finishPlug(pl, false)
 		wait := f.cfg.Interval
 		if retry {
 			// A congested device: look again soon rather than a whole
@@ -525,11 +530,23 @@ func (f *Flusher) overBackground() bool {
 // of the ring, as requeue_io moves an inode to b_more_io). After a full
 // round that wrote nothing it looks once for mappings dirtied since the
 // pass began, and stops if there are none to write; it also stops when a
-// device is congested (reported) or on stop.
+// device is congested (reported) or on stop. The threshold is looked at
+// again only after ChunkPages pages were written, over as many mappings as
+// it takes (writeback_sb_inodes writes the inodes of b_io one after the
+// other before wb_writeback checks wb_over_bg_thresh), so that a pass
+// hands the device a run of small files at once rather than one file
+// each time the cache creeps over the threshold.
 func (f *Flusher) writeBackground(stop chan struct{}) bool {
 	idle := 0         // mappings tried in a row without progress
 	refreshed := true // pass just refreshed the dirty ring
-	for f.overBackground() {
+	var quota int64   // pages to write before the threshold is looked at again
+	for {
+		if quota <= 0 {
+			if !f.overBackground() {
+				return false
+			}
+			quota = f.cfg.ChunkPages
+		}
 		if stopped(stop) {
 			return false
 		}
@@ -552,6 +569,7 @@ func (f *Flusher) writeBackground(stop chan struct{}) bool {
 		f.mu.Lock()
 		f.mu.stats.BackgroundPages += w
 		f.mu.Unlock()
+		quota -= w
 		if w > 0 {
 			idle, refreshed = 0, false
 		} else {
@@ -564,7 +582,6 @@ func (f *Flusher) writeBackground(stop chan struct{}) bool {
 			return true
 		}
 	}
-	return false
 }
 
 // nextDirty returns the mapping at the head of the dirty ring, moving it
@@ -634,13 +651,15 @@ func written(wbc *pagecache.WritebackControl, budget int64) int64 {
 // The filesystem then writes its metadata (buffer.Cache.Sync) and flushes
 // the device (block.Queue.Flush); see the package documentation.
 func (f *Flusher) SyncAll() error {
-	maps := f.mappings()
+	maps := f.syncOrder()
 	var first error
+	pl := f.startPlug()
 	for _, m := range maps {
 		if err := startSync(m); err != nil && first == nil {
 			first = err
 		}
 	}
+	f.finishPlug(pl, true)
 	for _, m := range maps {
 		if err := waitSync(m); err != nil && first == nil {
 			first = err
