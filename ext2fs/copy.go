@@ -2,7 +2,6 @@ package ext2fs
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -12,38 +11,88 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mpagefs/mpage/ext2"
 	"github.com/mpagefs/mpage/ext2/layout"
 )
 
-// CopyOptions tune CopyOut and CopyIn.
+// CopyOptions tune CopyIn, CopyOut, CopyOutRoot and CopyBetween. The
+// zero value makes a faithful copy (cp -a) that refuses to overwrite
+// anything but the top directory.
 type CopyOptions struct {
-	// NoOwners leaves owners as the copy makes them. Otherwise CopyIn
-	// always copies owners, and CopyOut copies them when the process
-	// runs as root (chown needs it).
+	// NoOwners leaves owners as the copy makes them. Otherwise owners
+	// are copied; on the host, a process that is not root keeps going
+	// where chown refuses it (as cp -a does).
 	NoOwners bool
+	// NoTimes leaves access and modification times as the copy makes
+	// them.
+	NoTimes bool
+	// NoHardLinks copies each name of a file with several links as a
+	// file of its own. Otherwise the second and later names of a file
+	// met in the copied tree are made as links to the first.
+	NoHardLinks bool
+	// NoSpecialBits copies the permission bits alone, without setuid,
+	// setgid and sticky.
+	NoSpecialBits bool
+	// Replace lets the copy take the place of what the destination
+	// holds, as cp does: an existing regular file is overwritten in
+	// place, another non-directory is removed first, and an existing
+	// directory receives the entries. Otherwise any existing name but
+	// the top directory is an error wrapping fs.ErrExist (a warning,
+	// with Warn).
+	Replace bool
+	// Source says what to do with a symbolic link named as the source.
+	Source SourceLink
+	// Progress, if set, is told of each run of data bytes copied (holes
+	// are not counted).
+	Progress func(n int64)
 	// Warn, if set, is told of each entry that cannot be reproduced and
-	// is skipped: a device node when CopyOut does not run as root, a
-	// name in the image that cannot be a file name ("..", "a/b", NUL),
-	// a directory reached twice (a loop in a corrupt image). Without
-	// Warn these are errors.
+	// is skipped: a device node the host refuses to make (without root),
+	// a name in the image that cannot be a file name ("..", "a/b", NUL),
+	// a directory reached twice (a loop in a corrupt image), a name
+	// already taken in the destination. Without Warn these are errors.
+	// name is the destination name.
 	Warn func(name string, err error)
+}
+
+// SourceLink says what a copy does with a symbolic link named as its
+// source. Links met inside a copied tree are always copied as links.
+type SourceLink uint8
+
+const (
+	// SourceLinkDefault is SourceLinkCopy for CopyIn and
+	// SourceLinkFollow for CopyOut, CopyOutRoot and CopyBetween.
+	SourceLinkDefault SourceLink = iota
+	// SourceLinkFollow copies what the link leads to (cp without -r).
+	SourceLinkFollow
+	// SourceLinkCopy copies the link itself (cp -r).
+	SourceLinkCopy
+)
+
+// follow reports whether the source link is followed, by default def.
+func (s SourceLink) follow(def bool) bool {
+	switch s {
+	case SourceLinkFollow:
+		return true
+	case SourceLinkCopy:
+		return false
+	}
+	return def
 }
 
 // copyBuf is the size of the copy buffer.
 const copyBuf = 256 << 10
 
 // CopyOut copies the file or tree at root in the image (an os-style
-// name; a final symbolic link is followed) to dst on the host. For a
-// directory, dst is created if missing (an existing dst must be a
-// directory) and receives root's contents; otherwise dst is created as
-// a copy of the file.
+// name; a final symbolic link is followed unless opts.Source says
+// otherwise) to dst on the host. For a directory, dst is created if
+// missing (an existing dst must be a directory) and receives root's
+// contents; otherwise dst is created as a copy of the file.
 //
 // The copy is faithful: regular files (holes stay holes, found with
 // SeekData and SeekHole), directories, symbolic links (created as they
 // are, never followed), hard links (made as links again), fifos, sockets
 // and, as root, device nodes; permission bits with setuid, setgid and
-// sticky, modification and access times and, as root, owners.
+// sticky, modification and access times and owners (see CopyOptions for
+// what can be left out).
 //
 // Every host change goes through an os.Root opened at dst (or at dst's
 // parent for a single file), so nothing is ever written outside it,
@@ -51,400 +100,412 @@ const copyBuf = 256 << 10
 // entries whose names are not file names are refused (see
 // CopyOptions.Warn). Extended attributes are not copied.
 func CopyOut(fsys *FS, root string, dst string, opts CopyOptions) error {
-	rel, err := osName(root)
+	src := imageSource{fsys}
+	top, err := src.top(root, opts.Source.follow(true))
 	if err != nil {
-		return &fs.PathError{Op: "copyout", Path: root, Err: err}
+		return err
 	}
-	ino, err := fsys.walk(rel, true)
-	if err != nil {
-		return pathErr("copyout", root, err)
-	}
-	defer fsys.fs.Iput(ino)
-	c := &outCopier{
-		fsys:   fsys,
-		opts:   opts,
-		owners: !opts.NoOwners && os.Geteuid() == 0,
-		isRoot: os.Geteuid() == 0,
-		links:  map[uint32]string{},
-		onPath: map[uint32]bool{},
-	}
-	if ino.IsDir() {
+	defer src.release(top)
+	dir, name := filepath.Dir(dst), filepath.Base(dst)
+	if top.node.mode.IsDir() {
 		if err := os.MkdirAll(dst, 0o700); err != nil {
 			return err
 		}
-		if c.root, err = os.OpenRoot(dst); err != nil {
-			return err
-		}
-		defer c.root.Close()
-		c.onPath[ino.Ino()] = true
-		if err := c.dirContents(ino, "."); err != nil {
-			return err
-		}
-		return c.setAttrs(".", ino.Stat())
+		dir, name = dst, "."
 	}
-	if c.root, err = os.OpenRoot(filepath.Dir(dst)); err != nil {
-		return err
-	}
-	defer c.root.Close()
-	return c.entry(ino, filepath.Base(dst))
-}
-
-type outCopier struct {
-	fsys   *FS
-	root   *os.Root
-	opts   CopyOptions
-	owners bool              // copy owners
-	isRoot bool              // may make device nodes
-	links  map[uint32]string // inode → the first host name made for it
-	onPath map[uint32]bool   // directories being copied (loop guard)
-	buf    []byte
-}
-
-func (c *outCopier) warn(name string, err error) error {
-	if c.opts.Warn == nil {
-		return fmt.Errorf("ext2fs: copyout %s: %w", name, err)
-	}
-	c.opts.Warn(name, err)
-	return nil
-}
-
-// dirContents copies the entries of directory dir into host directory
-// rel.
-func (c *outCopier) dirContents(dir *ext2.Inode, rel string) error {
-	e := c.fsys.fs
-	ents, err := e.ReadDir(dir)
-	if err != nil {
-		return pathErr("copyout", rel, err)
-	}
-	for _, ent := range ents {
-		if ent.Name == "." || ent.Name == ".." {
-			continue
-		}
-		name := path.Join(rel, ent.Name)
-		if ent.Name == "" || strings.ContainsAny(ent.Name, "/\x00") {
-			if err := c.warn(name, errnoError(syscall.EINVAL, "not a file name")); err != nil {
-				return err
-			}
-			continue
-		}
-		child, err := e.Iget(ent.Ino)
-		if err != nil {
-			return pathErr("copyout", name, err)
-		}
-		err = c.entry(child, name)
-		e.Iput(child)
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// entry copies inode ino to host name rel.
-func (c *outCopier) entry(ino *ext2.Inode, rel string) error {
-	err := c.entryNoSkip(ino, rel)
-	if err == errSkipped {
-		return nil
-	}
-	return err
-}
-
-func (c *outCopier) entryNoSkip(ino *ext2.Inode, rel string) (err error) {
-	st := ino.Stat()
-	r := c.root
-	if st.Mode&layout.ModeFmt != layout.ModeDir && st.Nlink > 1 {
-		if first, ok := c.links[st.Ino]; ok {
-			return c.exists(rel, r.Link(first, rel))
-		}
-		defer func() {
-			if err == nil {
-				c.links[st.Ino] = rel
-			}
-		}()
-	}
-	switch st.Mode & layout.ModeFmt {
-	case layout.ModeDir:
-		if c.onPath[st.Ino] {
-			if err := c.warn(rel, errnoError(syscall.ELOOP, "directory reached twice")); err != nil {
-				return err
-			}
-			return errSkipped
-		}
-		c.onPath[st.Ino] = true
-		defer delete(c.onPath, st.Ino)
-		if err := r.Mkdir(rel, 0o700); err != nil {
-			return c.exists(rel, err)
-		}
-		if err := c.dirContents(ino, rel); err != nil {
-			return err
-		}
-	case layout.ModeReg:
-		if err := c.file(ino, rel, st.Size); err != nil {
-			return err
-		}
-	case layout.ModeLnk:
-		target, err := c.fsys.fs.ReadLink(ino)
-		if err != nil {
-			return pathErr("copyout", rel, err)
-		}
-		if err := r.Symlink(target, rel); err != nil {
-			return c.exists(rel, err)
-		}
-		if c.owners {
-			return r.Lchown(rel, int(st.UID), int(st.GID))
-		}
-		return nil
-	default:
-		if err := c.special(rel, st); err != nil {
-			return err
-		}
-	}
-	return c.setAttrs(rel, st)
-}
-
-// file copies the data of regular file ino to a new host file rel,
-// writing only the data the block map has: holes stay holes.
-func (c *outCopier) file(ino *ext2.Inode, rel string, size int64) error {
-	src, err := c.fsys.fs.Open(ino, false)
-	if err != nil {
-		return pathErr("copyout", rel, err)
-	}
-	defer src.Close()
-	dst, err := c.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return c.exists(rel, err)
-	}
-	if c.buf == nil {
-		c.buf = make([]byte, copyBuf)
-	}
-	for off := int64(0); off < size; {
-		data, err := src.Seek(off, SeekData)
-		if errors.Is(err, syscall.ENXIO) {
-			break
-		}
-		if err != nil {
-			dst.Close()
-			return pathErr("copyout", rel, err)
-		}
-		hole, err := src.Seek(data, SeekHole)
-		if err != nil {
-			dst.Close()
-			return pathErr("copyout", rel, err)
-		}
-		for off = data; off < hole; {
-			n := int(min(int64(len(c.buf)), hole-off))
-			m, err := src.ReadAt(c.buf[:n], off)
-			if m > 0 {
-				if _, werr := dst.WriteAt(c.buf[:m], off); werr != nil {
-					dst.Close()
-					return werr
-				}
-				off += int64(m)
-			}
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				dst.Close()
-				return pathErr("copyout", rel, err)
-			}
-		}
-		off = hole
-	}
-	if err := dst.Truncate(size); err != nil {
-		dst.Close()
-		return err
-	}
-	return dst.Close()
-}
-
-// special makes a fifo, socket or device node with mknodat in its parent
-// directory, opened through the root.
-func (c *outCopier) special(rel string, st ext2.Stat) error {
-	typ := st.Mode & layout.ModeFmt
-	if (typ == layout.ModeChr || typ == layout.ModeBlk) && !c.isRoot {
-		if err := c.warn(rel, errnoError(syscall.EPERM, "device nodes need root")); err != nil {
-			return err
-		}
-		return errSkipped
-	}
-	dir, err := c.root.Open(filepath.Dir(rel))
+	r, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
 	}
-	defer dir.Close()
-	mode := uint32(typ) | 0o600
-	dev := mkdev(st.RdevMajor, st.RdevMinor)
-	err = syscall.Mknodat(int(dir.Fd()), filepath.Base(rel), mode, int(dev))
+	defer r.Close()
+	return newCopier("copyout", src, hostDest{r}, opts).run(top, name)
+}
+
+// CopyOutRoot copies the file or tree at from in the image (as CopyOut
+// does) to name to inside root on the host ("." for root itself). A
+// directory is made at to unless one is there, which then receives the
+// entries; the copy never leaves root.
+func CopyOutRoot(fsys *FS, from string, root *os.Root, to string, opts CopyOptions) error {
+	src := imageSource{fsys}
+	top, err := src.top(from, opts.Source.follow(true))
 	if err != nil {
-		return c.exists(rel, &fs.PathError{Op: "mknod", Path: rel, Err: err})
-	}
-	return nil
-}
-
-// errSkipped tells entry that file or special skipped the entry.
-var errSkipped = errors.New("ext2fs: entry skipped")
-
-// exists turns the failure to create rel because the name is taken
-// (twice the same name in an image directory, or a name already in the
-// destination) into a warning, when there is a Warn.
-func (c *outCopier) exists(rel string, err error) error {
-	if !errors.Is(err, fs.ErrExist) || c.opts.Warn == nil {
 		return err
 	}
-	c.opts.Warn(rel, err)
-	return errSkipped
-}
-
-// setAttrs gives host file rel (not a symbolic link) the owner, mode and
-// times of st.
-func (c *outCopier) setAttrs(rel string, st ext2.Stat) error {
-	r := c.root
-	if c.owners {
-		if err := r.Lchown(rel, int(st.UID), int(st.GID)); err != nil {
-			return err
-		}
-	}
-	if err := r.Chmod(rel, fileMode(st.Mode)&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)); err != nil {
-		return err
-	}
-	return r.Chtimes(rel, st.Atime, st.Mtime)
+	defer src.release(top)
+	return newCopier("copyout", src, hostDest{root}, opts).run(top, to)
 }
 
 // CopyIn copies the file or tree at src on the host (a final symbolic
-// link is not followed) to dst in the image (an os-style name). For a
-// directory, dst is created if missing (an existing dst must be a
-// directory, which keeps its entries) and receives src's contents;
-// otherwise dst is created as a copy of src.
+// link is not followed unless opts.Source says otherwise) to dst in the
+// image (an os-style name). For a directory, dst is created if missing
+// (an existing dst must be a directory, which keeps its entries) and
+// receives src's contents; otherwise dst is created as a copy of src.
 //
 // The copy is as faithful as CopyOut's: holes of regular files (found
 // with SEEK_DATA and SEEK_HOLE on the host file) stay holes, symbolic
 // links are copied as they are, hard links within src are made as
 // links, fifos, sockets and device nodes are made, and permission bits,
-// owners (unless opts.NoOwners) and access and modification times are
-// kept. Extended attributes are not copied.
+// owners and access and modification times are kept (see CopyOptions).
+// The entries of a host directory are copied in name order. A regular
+// file that could not be copied whole (out of space, a read error) is
+// removed. Extended attributes are not copied.
 func CopyIn(fsys *FS, src, dst string, opts CopyOptions) error {
+	to, err := copyDst(fsys, "copyin", dst)
+	if err != nil {
+		return err
+	}
+	s := hostSource{}
+	top, err := s.top(src, opts.Source.follow(false))
+	if err != nil {
+		return err
+	}
+	return newCopier("copyin", s, imageDest{fsys}, opts).run(top, to)
+}
+
+// CopyBetween copies the file or tree at from in image src (a final
+// symbolic link is followed unless opts.Source says otherwise) to to in
+// image dst, which may be src itself, as CopyIn copies a host tree.
+// Within one image, copying a file onto itself or a directory into
+// itself is refused (an error wrapping syscall.EINVAL).
+func CopyBetween(src *FS, from string, dst *FS, to string, opts CopyOptions) error {
+	to, err := copyDst(dst, "copy", to)
+	if err != nil {
+		return err
+	}
+	s := imageSource{src}
+	top, err := s.top(from, opts.Source.follow(true))
+	if err != nil {
+		return err
+	}
+	defer s.release(top)
+	if src == dst {
+		if err := src.checkNotWithin(top, to); err != nil {
+			return err
+		}
+	}
+	return newCopier("copy", s, imageDest{dst}, opts).run(top, to)
+}
+
+// copyDst checks that fsys can be written and returns dst as an absolute
+// image name.
+func copyDst(fsys *FS, op, dst string) (string, error) {
 	if err := fsys.checkWritable(); err != nil {
-		return &fs.PathError{Op: "copyin", Path: dst, Err: err}
+		return "", &fs.PathError{Op: op, Path: dst, Err: err}
 	}
 	rel, err := osName(dst)
 	if err != nil {
-		return &fs.PathError{Op: "copyin", Path: dst, Err: err}
+		return "", &fs.PathError{Op: op, Path: dst, Err: err}
 	}
-	fi, err := os.Lstat(src)
-	if err != nil {
+	return path.Join("/", rel), nil
+}
+
+// copyNode is what a copy knows of one file of its source.
+type copyNode struct {
+	mode         fs.FileMode
+	uid, gid     uint32
+	atime, mtime time.Time
+	size         int64
+	blocks       int64 // 512-byte units allocated
+	nlink        uint64
+	key          fileKey // the file, for hard links and loops
+	rdev         uint64  // device number, Linux encoding
+}
+
+// fileKey tells files apart across a source: device and inode number.
+type fileKey [2]uint64
+
+// srcEnt is one file of a source tree, held while it is copied.
+type srcEnt struct {
+	name string // the source's name for it, for errors
+	node copyNode
+	h    any // the source's handle: host path or *ext2.Inode
+}
+
+// srcChild is an entry of a source directory.
+type srcChild struct {
+	name string
+	ino  uint32 // inode number, for an image source
+}
+
+// srcData is an open regular file of a source: ReadAt, and Seek with
+// SeekData and SeekHole.
+type srcData interface {
+	io.ReaderAt
+	io.Seeker
+	io.Closer
+}
+
+// copySource is a tree a copy reads: the host or an image.
+type copySource interface {
+	// top returns the file name names, following a final symbolic link
+	// with follow.
+	top(name string, follow bool) (*srcEnt, error)
+	// children lists directory dir, without "." and "..".
+	children(dir *srcEnt) ([]srcChild, error)
+	child(dir *srcEnt, c srcChild) (*srcEnt, error)
+	readlink(e *srcEnt) (string, error)
+	open(e *srcEnt) (srcData, error)
+	release(e *srcEnt)
+}
+
+// dstData is a regular file open for writing in a destination.
+type dstData interface {
+	io.WriterAt
+	Truncate(size int64) error
+	Close() error
+}
+
+// copyDest is a tree a copy writes: a host directory or an image. Names
+// are slash-separated.
+type copyDest interface {
+	// lstat returns the file type of name, not following a final link.
+	lstat(name string) (fs.FileMode, error)
+	mkdir(name string) error // owner-only until its attributes are set
+	// create opens a new regular file, or with trunc one that is there.
+	create(name string, trunc bool) (dstData, error)
+	symlink(target, name string) error
+	link(oldname, newname string) error
+	mknod(name string, mode fs.FileMode, rdev uint64) error
+	remove(name string) error
+	lchown(name string, uid, gid uint32) error
+	chmod(name string, mode fs.FileMode) error // never on a symlink
+	lchtimes(name string, atime, mtime time.Time) error
+}
+
+// copier copies a tree from a source to a destination.
+type copier struct {
+	op     string // for errors: copyin, copyout, copy
+	src    copySource
+	dst    copyDest
+	opts   CopyOptions
+	links  map[fileKey]string // file → the first destination name made for it
+	onPath map[fileKey]bool   // directories being copied (loop guard)
+	dirs   []pendingDir       // directories whose attributes are set at the end
+	buf    []byte
+}
+
+type pendingDir struct {
+	name string
+	node copyNode
+}
+
+func newCopier(op string, src copySource, dst copyDest, opts CopyOptions) *copier {
+	return &copier{op: op, src: src, dst: dst, opts: opts, links: map[fileKey]string{}, onPath: map[fileKey]bool{}}
+}
+
+// errSkipped tells that an entry was skipped after a warning.
+var errSkipped = errors.New("ext2fs: entry skipped")
+
+// run copies top to destination name to, then sets the attributes of
+// the directories it made or filled, deepest first so that their times
+// stay (and those made read-only stay writable until then).
+func (c *copier) run(top *srcEnt, to string) error {
+	err := c.entry(top, to, true)
+	if err == errSkipped {
+		err = nil
+	}
+	for i := len(c.dirs) - 1; i >= 0; i-- {
+		d := c.dirs[i]
+		if aerr := c.setAttrs(d.name, d.node); err == nil {
+			err = aerr
+		}
+	}
+	c.dirs = nil
+	return err
+}
+
+// warn tells Warn of an entry skipped, and returns errSkipped; without
+// Warn it returns the error.
+func (c *copier) warn(name string, err error) error {
+	if c.opts.Warn == nil {
+		return &fs.PathError{Op: c.op, Path: name, Err: err}
+	}
+	c.opts.Warn(name, err)
+	return errSkipped
+}
+
+// exists turns the failure to create name because it is taken (twice
+// the same name in an image directory, or a name already in the
+// destination) into a warning, when there is a Warn.
+func (c *copier) exists(name string, err error) error {
+	if err == nil || !errors.Is(err, fs.ErrExist) || c.opts.Warn == nil {
 		return err
 	}
-	c := &inCopier{fsys: fsys, opts: opts, links: map[[2]uint64]string{}}
-	if fi.IsDir() {
-		if efi, err := fsys.Lstat(rel); err == nil {
-			if !efi.IsDir() {
-				return &fs.PathError{Op: "copyin", Path: dst, Err: errNotDir}
+	c.opts.Warn(name, err)
+	return errSkipped
+}
+
+// validName reports whether a directory entry name is a plain name: a
+// hostile image can hold names with slashes, NUL, "." or "..".
+func validName(name string) bool {
+	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, "/\x00")
+}
+
+// entry copies e to destination name to.
+func (c *copier) entry(e *srcEnt, to string, top bool) (err error) {
+	n := &e.node
+	if !n.mode.IsDir() && n.nlink > 1 && !c.opts.NoHardLinks {
+		if first, ok := c.links[n.key]; ok {
+			if err := c.replace(to, false); err != nil {
+				return err
 			}
-		} else if err := fsys.Mkdir(rel, 0o700); err != nil {
+			return c.exists(to, c.dst.link(first, to))
+		}
+		defer func() {
+			if err == nil {
+				c.links[n.key] = to
+			}
+		}()
+	}
+	switch typ := n.mode.Type(); {
+	case typ == fs.ModeDir:
+		return c.dir(e, to, top)
+	case typ == 0:
+		if err := c.file(e, to); err != nil {
 			return err
 		}
-		if err := c.dirContents(src, rel); err != nil {
-			return err
-		}
-		return c.setAttrs(rel, fi)
-	}
-	return c.entry(src, rel, fi)
-}
-
-type inCopier struct {
-	fsys  *FS
-	opts  CopyOptions
-	links map[[2]uint64]string // host device and inode → the first image name
-	buf   []byte
-}
-
-func (c *inCopier) dirContents(hostDir, rel string) error {
-	ents, err := os.ReadDir(hostDir)
-	if err != nil {
-		return err
-	}
-	for _, ent := range ents {
-		fi, err := ent.Info()
+	case typ == fs.ModeSymlink:
+		target, err := c.src.readlink(e)
 		if err != nil {
 			return err
 		}
-		if err := c.entry(filepath.Join(hostDir, ent.Name()), path.Join(rel, ent.Name()), fi); err != nil {
+		if err := c.replace(to, false); err != nil {
+			return err
+		}
+		if err := c.exists(to, c.dst.symlink(target, to)); err != nil {
+			return err
+		}
+	case typ&(fs.ModeDevice|fs.ModeNamedPipe|fs.ModeSocket) != 0:
+		if err := c.replace(to, false); err != nil {
+			return err
+		}
+		err := c.dst.mknod(to, n.mode, n.rdev)
+		if typ&fs.ModeDevice != 0 && errors.Is(err, syscall.EPERM) && c.opts.Warn != nil {
+			return c.warn(to, err) // device nodes need root
+		}
+		if err := c.exists(to, err); err != nil {
+			return err
+		}
+	default:
+		return &fs.PathError{Op: c.op, Path: e.name, Err: errnoError(syscall.EINVAL, "unsupported file type "+typ.String())}
+	}
+	return c.setAttrs(to, *n)
+}
+
+// replace, with Replace, removes a non-directory at name so that a new
+// file can take its place (a regular file stays with keepRegular).
+func (c *copier) replace(name string, keepRegular bool) error {
+	if !c.opts.Replace {
+		return nil
+	}
+	mode, err := c.dst.lstat(name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case mode.IsDir():
+		return &fs.PathError{Op: c.op, Path: name, Err: errIsDir}
+	case mode.IsRegular() && keepRegular:
+		return nil
+	}
+	return c.dst.remove(name)
+}
+
+// dir copies directory e to to: made there, or filled if a directory is
+// there already (at the top, or with Replace).
+func (c *copier) dir(e *srcEnt, to string, top bool) error {
+	n := &e.node
+	if c.onPath[n.key] {
+		return c.warn(to, errnoError(syscall.ELOOP, "directory reached twice"))
+	}
+	mkdir := true
+	if top || c.opts.Replace {
+		mode, err := c.dst.lstat(to)
+		switch {
+		case err == nil && mode.IsDir():
+			mkdir = false
+		case err == nil:
+			err = &fs.PathError{Op: "mkdir", Path: to, Err: errExist}
+			if top {
+				return err
+			}
+			return c.exists(to, err)
+		case !errors.Is(err, fs.ErrNotExist):
+			return err
+		}
+	}
+	if mkdir {
+		if err := c.dst.mkdir(to); err != nil {
+			return c.exists(to, err)
+		}
+	}
+	c.dirs = append(c.dirs, pendingDir{name: to, node: *n})
+	c.onPath[n.key] = true
+	defer delete(c.onPath, n.key)
+	kids, err := c.src.children(e)
+	if err != nil {
+		return err
+	}
+	for _, k := range kids {
+		name := path.Join(to, k.name)
+		if !validName(k.name) {
+			if err := c.warn(name, errnoError(syscall.EINVAL, "not a file name")); err != errSkipped {
+				return err
+			}
+			continue
+		}
+		child, err := c.src.child(e, k)
+		if err != nil {
+			return err
+		}
+		err = c.entry(child, name, false)
+		c.src.release(child)
+		if err != nil && err != errSkipped {
 			return err
 		}
 	}
 	return nil
 }
 
-func (c *inCopier) entry(host, rel string, fi fs.FileInfo) error {
-	f := c.fsys
-	st, _ := fi.Sys().(*syscall.Stat_t)
-	if st != nil && !fi.IsDir() && st.Nlink > 1 {
-		key := [2]uint64{st.Dev, st.Ino}
-		if first, ok := c.links[key]; ok {
-			return f.Link(first, rel)
-		}
-		defer func() { c.links[key] = rel }()
+// file copies regular file e to a file to. A file that could not be
+// copied whole is removed rather than left looking like a copy.
+func (c *copier) file(e *srcEnt, to string) error {
+	in, err := c.src.open(e)
+	if err != nil {
+		return err
 	}
-	mode := fi.Mode()
-	switch {
-	case mode.IsDir():
-		if err := f.Mkdir(rel, 0o700); err != nil {
-			return err
-		}
-		if err := c.dirContents(host, rel); err != nil {
-			return err
-		}
-	case mode.IsRegular():
-		if err := c.file(host, rel, fi.Size()); err != nil {
-			return err
-		}
-	case mode&fs.ModeSymlink != 0:
-		target, err := os.Readlink(host)
-		if err != nil {
-			return err
-		}
-		if err := f.Symlink(target, rel); err != nil {
-			return err
-		}
-		if st != nil && !c.opts.NoOwners {
-			if err := f.Lchown(rel, int(st.Uid), int(st.Gid)); err != nil {
-				return err
-			}
-		}
-		return f.Lchtimes(rel, atime(fi), fi.ModTime())
-	default:
-		var dev uint64
-		if st != nil {
-			dev = st.Rdev
-		}
-		if err := f.Mknod(rel, mode.Type()|mode.Perm(), dev); err != nil {
-			return err
-		}
+	defer in.Close()
+	if err := c.replace(to, true); err != nil {
+		return err
 	}
-	return c.setAttrs(rel, fi)
+	out, err := c.dst.create(to, c.opts.Replace)
+	if err != nil {
+		return c.exists(to, err)
+	}
+	err = c.data(e, in, out)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = c.dst.remove(to)
+		return err
+	}
+	return nil
 }
 
-// file copies host file host to a new image file rel, writing only the
-// host file's data: its holes stay holes.
-func (c *inCopier) file(host, rel string, size int64) error {
-	src, err := os.Open(host)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	dst, err := c.fsys.OpenFile(rel, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
+// data copies the data of e, writing only what SEEK_DATA finds: holes
+// stay holes, and the size is set at the end.
+func (c *copier) data(e *srcEnt, in srcData, out dstData) error {
 	if c.buf == nil {
 		c.buf = make([]byte, copyBuf)
 	}
+	size := e.node.size
 	seekable := true
 	for off := int64(0); off < size; {
 		data, hole := off, size
 		if seekable {
-			d, err := src.Seek(off, SeekData)
+			d, err := in.Seek(off, SeekData)
 			switch {
 			case errors.Is(err, syscall.ENXIO):
 				d = size // only a hole is left
@@ -454,58 +515,104 @@ func (c *inCopier) file(host, rel string, size int64) error {
 			}
 			data = d
 			if seekable && data < size {
-				if h, err := src.Seek(data, SeekHole); err == nil {
-					hole = h
+				if h, err := in.Seek(data, SeekHole); err == nil {
+					hole = min(h, size)
 				}
 			}
 		}
 		for off = data; off < hole; {
-			n := int(min(int64(len(c.buf)), hole-off))
-			m, err := src.ReadAt(c.buf[:n], off)
+			m, err := in.ReadAt(c.buf[:min(int64(len(c.buf)), hole-off)], off)
 			if m > 0 {
-				if _, werr := dst.WriteAt(c.buf[:m], off); werr != nil {
-					dst.Close()
+				if _, werr := out.WriteAt(c.buf[:m], off); werr != nil {
 					return werr
 				}
 				off += int64(m)
+				if c.opts.Progress != nil {
+					c.opts.Progress(int64(m))
+				}
 			}
 			if err == io.EOF {
 				hole = off // the file shrank
 				break
 			}
 			if err != nil {
-				dst.Close()
-				return err
+				return pathErr("read", e.name, err)
 			}
 		}
 		off = max(hole, data)
 	}
-	if err := dst.Truncate(size); err != nil {
-		dst.Close()
-		return err
-	}
-	return dst.Close()
+	return out.Truncate(size)
 }
 
-// setAttrs gives image file rel (not a symbolic link) the mode, owner
-// and times of host file fi.
-func (c *inCopier) setAttrs(rel string, fi fs.FileInfo) error {
-	f := c.fsys
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && !c.opts.NoOwners {
-		if err := f.Lchown(rel, int(st.Uid), int(st.Gid)); err != nil {
+// setAttrs gives name the owner, mode and times of n, as the options
+// keep them.
+func (c *copier) setAttrs(name string, n copyNode) error {
+	if !c.opts.NoOwners {
+		if err := c.dst.lchown(name, n.uid, n.gid); err != nil {
 			return err
 		}
 	}
-	if err := f.Chmod(rel, fi.Mode()); err != nil {
-		return err
+	if n.mode&fs.ModeSymlink == 0 {
+		mode := n.mode.Perm()
+		if !c.opts.NoSpecialBits {
+			mode |= n.mode & (fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+		}
+		if err := c.dst.chmod(name, mode); err != nil {
+			return err
+		}
 	}
-	return f.Chtimes(rel, atime(fi), fi.ModTime())
+	if !c.opts.NoTimes {
+		return c.dst.lchtimes(name, n.atime, n.mtime)
+	}
+	return nil
 }
 
-// atime is the access time of a host file, or its modification time.
-func atime(fi fs.FileInfo) time.Time {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return time.Unix(st.Atim.Sec, st.Atim.Nsec)
+// checkNotWithin refuses, for a copy within f, a destination to that is
+// top itself or lies inside directory top.
+func (f *FS) checkNotWithin(top *srcEnt, to string) error {
+	rel, err := osName(to)
+	if err != nil {
+		return err
 	}
-	return fi.ModTime()
+	src := uint32(top.node.key[1])
+	refuse := func(msg string) error {
+		return &fs.PathError{Op: "copy", Path: to, Err: errnoError(syscall.EINVAL, msg)}
+	}
+	if rel == "." {
+		if src == layout.RootIno {
+			return refuse("source and destination are the same file")
+		}
+		return nil
+	}
+	dir, base, err := f.walkParent(rel)
+	if err != nil {
+		return nil // the copy reports it
+	}
+	defer func() { f.fs.Iput(dir) }()
+	if n, err := f.fs.LookupIn(dir, base); err == nil && n == src {
+		return refuse("source and destination are the same file")
+	}
+	if !top.node.mode.IsDir() {
+		return nil
+	}
+	// Climb from to's directory to the root by "..".
+	for range 1 << 16 {
+		if dir.Ino() == src {
+			return refuse("cannot copy a directory into itself")
+		}
+		if dir.Ino() == layout.RootIno {
+			return nil
+		}
+		up, err := f.fs.LookupIn(dir, "..")
+		if err != nil {
+			return err
+		}
+		next, err := f.fs.Iget(up)
+		if err != nil {
+			return err
+		}
+		f.fs.Iput(dir)
+		dir = next
+	}
+	return errLoop
 }

@@ -1,13 +1,14 @@
 package main
 
 import (
-	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
 
+	"github.com/mpagefs/mpage/ext2fs"
 	"github.com/spf13/cobra"
 )
 
@@ -84,22 +85,29 @@ func (a *app) cp(s *session, srcs []string, dstArg string, recurse, preserve boo
 	if len(srcs) > 1 && !dstDir {
 		return fmt.Errorf("target %s is not a directory", dstArg)
 	}
+	opts := ext2fs.CopyOptions{Replace: true, Source: ext2fs.SourceLinkCopy}
+	if !recurse {
+		opts.Source = ext2fs.SourceLinkFollow
+	}
+	if !preserve {
+		opts.NoOwners, opts.NoTimes, opts.NoHardLinks, opts.NoSpecialBits = true, true, true, true
+	}
 	var total int64 = -1
 	if a.wantProgress() {
 		total = 0
 		for _, src := range srcs {
-			if st, _, err := a.srcTree(s, src); err == nil {
-				var u treeUsage
-				if measure(st, ".", &u) == nil {
-					total += u.dataBytes
-				}
+			if u, err := a.measureSrc(s, src); err == nil {
+				total += u.DataBytes
 			}
 		}
 	}
 	prog := a.newProgress(total, "cp")
 	defer prog.done()
+	if prog != nil {
+		opts.Progress = prog.add
+	}
 	for _, src := range srcs {
-		st, srcImage, err := a.srcTree(s, src)
+		srcFS, srcImage, err := a.openSrc(s, src)
 		if err != nil {
 			return err
 		}
@@ -111,12 +119,23 @@ func (a *app) cp(s *session, srcs []string, dstArg string, recurse, preserve boo
 		if srcImage {
 			base = baseOf(ssp.path, true)
 		}
-		c := &copier{src: st, recurse: recurse, preserve: preserve, follow: !recurse, prog: prog}
-		var to string
+		if !recurse {
+			var fi fs.FileInfo
+			if srcImage {
+				fi, err = srcFS.Stat(ioPath(ssp.path))
+			} else {
+				fi, err = os.Stat(filepath.Clean(src))
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %s", src, errText(err))
+			}
+			if fi.IsDir() {
+				return fmt.Errorf("-r not given; omitting directory %s", src)
+			}
+		}
 		if dstImage {
 			fsys, _ := s.open(dsp.image)
-			c.dst = imgDst{fsys: fsys, base: "/"}
-			to = dsp.path
+			to := dsp.path
 			if dstDir {
 				to = path.Join(dsp.path, base)
 			}
@@ -128,6 +147,11 @@ func (a *app) cp(s *session, srcs []string, dstArg string, recurse, preserve boo
 					return fmt.Errorf("cannot copy %s into itself, %s", src, dsp.image+":"+to)
 				}
 			}
+			if srcImage {
+				err = ext2fs.CopyBetween(srcFS, ssp.path, fsys, to, opts)
+			} else {
+				err = ext2fs.CopyIn(fsys, filepath.Clean(src), to, opts)
+			}
 		} else {
 			rootDir, name := dstArg, base
 			if !dstDir {
@@ -136,17 +160,12 @@ func (a *app) cp(s *session, srcs []string, dstArg string, recurse, preserve boo
 			if name == "" {
 				name = "."
 			}
-			root, err := os.OpenRoot(rootDir)
-			if err != nil {
-				return fmt.Errorf("%s", errText(err))
+			root, rerr := os.OpenRoot(rootDir)
+			if rerr != nil {
+				return fmt.Errorf("%s", errText(rerr))
 			}
 			defer root.Close()
-			c.dst = hostDst{root: root}
-			to = filepath.ToSlash(name)
-		}
-		err = c.copyTop(".", to)
-		if errors.Is(err, errSkipDir) {
-			return fmt.Errorf("-r not given; omitting directory %s", src)
+			err = ext2fs.CopyOutRoot(srcFS, ssp.path, root, name, opts)
 		}
 		if err != nil {
 			return fmt.Errorf("%s: %s", src, errText(err))
@@ -155,8 +174,9 @@ func (a *app) cp(s *session, srcs []string, dstArg string, recurse, preserve boo
 	return nil
 }
 
-// srcTree opens the tree a cp source names.
-func (a *app) srcTree(s *session, src string) (srcTree, bool, error) {
+// openSrc checks that a cp source exists, and opens its image if it is
+// in one.
+func (a *app) openSrc(s *session, src string) (*ext2fs.FS, bool, error) {
 	if sp, ok := hostOrSpec(src); ok {
 		fsys, err := s.open(sp.image)
 		if err != nil {
@@ -165,7 +185,7 @@ func (a *app) srcTree(s *session, src string) (srcTree, bool, error) {
 		if _, err := fsys.Lstat(sp.path); err != nil {
 			return nil, true, pathError(sp, err)
 		}
-		return imgSrc{fsys: fsys, base: sp.path}, true, nil
+		return fsys, true, nil
 	}
 	if _, err := os.Lstat(src); err != nil {
 		if strings.Contains(src, ":") {
@@ -173,7 +193,20 @@ func (a *app) srcTree(s *session, src string) (srcTree, bool, error) {
 		}
 		return nil, false, fmt.Errorf("%s", errText(err))
 	}
-	return hostSrc{base: src}, false, nil
+	return nil, false, nil
+}
+
+// measureSrc counts what a cp source holds, for the progress bar.
+func (a *app) measureSrc(s *session, src string) (ext2fs.TreeSize, error) {
+	fsys, srcImage, err := a.openSrc(s, src)
+	if err != nil {
+		return ext2fs.TreeSize{}, err
+	}
+	if srcImage {
+		sp, _ := hostOrSpec(src)
+		return ext2fs.MeasureImage(fsys, sp.path)
+	}
+	return ext2fs.MeasureTree(filepath.Clean(src))
 }
 
 // sameFile reports whether two image names are the same file.

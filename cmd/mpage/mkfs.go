@@ -78,10 +78,11 @@ func (a *app) mkfs(image string, fl mkfsFlags) error {
 	if !st.IsDir() {
 		return fmt.Errorf("--from %s: not a directory", fl.from)
 	}
-	var u treeUsage
-	if err := measure(hostSrc{base: fl.from}, ".", &u); err != nil {
+	size0, err := ext2fs.MeasureTree(fl.from)
+	if err != nil {
 		return fmt.Errorf("--from: %s", errText(err))
 	}
+	u := usageOf(size0)
 	fixed := size != 0
 	for attempt := 0; ; attempt++ {
 		o := opts
@@ -120,8 +121,11 @@ func (a *app) fillImage(image, dir string, u treeUsage) error {
 	fsys, err := s.open(image)
 	if err == nil {
 		prog := a.newProgress(u.dataBytes, "mkfs")
-		c := &copier{src: hostSrc{base: dir}, dst: imgDst{fsys: fsys, base: "/"}, recurse: true, preserve: true, prog: prog}
-		err = c.copyTop(".", ".")
+		opts := ext2fs.CopyOptions{Replace: true}
+		if prog != nil {
+			opts.Progress = prog.add
+		}
+		err = ext2fs.CopyIn(fsys, dir, "/", opts)
 		prog.done()
 		if err != nil {
 			err = fmt.Errorf("filling %s from %s: %s", image, dir, errText(err))
@@ -131,6 +135,20 @@ func (a *app) fillImage(image, dir string, u treeUsage) error {
 		err = cerr
 	}
 	return err
+}
+
+// treeUsage is what a tree needs in an image, for mkfs sizing.
+type treeUsage struct {
+	files, dirs, symlinks, others int64
+	dataBytes                     int64 // bytes of data, holes left out
+	dirEntryBytes                 int64
+	longLinkTargets               int64 // symlinks that need a block
+	blocksByFile                  []int64
+}
+
+func usageOf(t ext2fs.TreeSize) treeUsage {
+	return treeUsage{files: t.Files, dirs: t.Dirs, symlinks: t.Symlinks, others: t.Others,
+		dataBytes: t.DataBytes, dirEntryBytes: t.DirEntryBytes, longLinkTargets: t.LongSymlinks, blocksByFile: t.FileData}
 }
 
 // fitSize returns an image size (and the options to format it with) that
