@@ -163,12 +163,16 @@ func (h hostDest) lstat(name string) (fs.FileMode, error) {
 
 func (h hostDest) mkdir(name string) error { return h.root.Mkdir(name, 0o700) }
 
-func (h hostDest) create(name string, trunc bool) (dstData, error) {
-	flag := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+// createFlag is the open flag of copyDest.create.
+func createFlag(trunc bool) int {
 	if trunc {
-		flag = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+		return os.O_WRONLY | os.O_CREATE | os.O_TRUNC
 	}
-	return h.root.OpenFile(name, flag, 0o600)
+	return os.O_WRONLY | os.O_CREATE | os.O_EXCL
+}
+
+func (h hostDest) create(name string, trunc bool) (dstData, error) {
+	return h.root.OpenFile(name, createFlag(trunc), 0o600)
 }
 
 func (h hostDest) symlink(target, name string) error  { return h.root.Symlink(target, name) }
@@ -256,11 +260,7 @@ func (m imageDest) lstat(name string) (fs.FileMode, error) {
 func (m imageDest) mkdir(name string) error { return m.fsys.Mkdir(name, 0o700) }
 
 func (m imageDest) create(name string, trunc bool) (dstData, error) {
-	flag := os.O_WRONLY | os.O_CREATE | os.O_EXCL
-	if trunc {
-		flag = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
-	}
-	f, err := m.fsys.OpenFile(name, flag, 0o600)
+	f, err := m.fsys.OpenFile(name, createFlag(trunc), 0o600)
 	if err != nil {
 		return nil, err
 	}
