@@ -51,9 +51,31 @@ func Tool(t testing.TB, name string) string {
 	t.Helper()
 	p := LookTool(name)
 	if p == "" {
-		t.Skipf("oracle: %s is not installed (Debian: apt-get install e2fsprogs)", name)
+		t.Skipf("oracle: %s is not installed (Debian: apt-get install %s)", name, debianPackage(name))
 	}
 	return p
+}
+
+// debianPackage names the Debian package that provides a tool the tests
+// use (scripts/check installs them when run as root).
+func debianPackage(tool string) string {
+	switch tool {
+	case "fuse2fs":
+		return "fuse2fs"
+	case "fusermount3":
+		return "fuse3"
+	case "fio":
+		return "fio"
+	case "e2cp":
+		return "e2tools"
+	case "genext2fs":
+		return "genext2fs"
+	case "setfattr", "getfattr":
+		return "attr"
+	case "setfacl", "getfacl":
+		return "acl"
+	}
+	return "e2fsprogs"
 }
 
 // result is the outcome of one external command.
