@@ -255,9 +255,12 @@ func TestMountRefusals(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			img := makeImageOpts(t, 1024, tc.features)
 			dev := openDev(t, img, tc.readOnly)
-			_, err := Mount(dev, Options{ReadOnly: tc.readOnly})
+			_, err := Mount(dev, Options{ReadOnly: tc.readOnly, Name: img})
 			if !errors.Is(err, ErrUnsupported) || !bytes.Contains([]byte(err.Error()), []byte(tc.want)) {
 				t.Fatalf("Mount with %s: got %v, want ErrUnsupported naming %q", tc.features, err, tc.want)
+			}
+			if !bytes.Contains([]byte(err.Error()), []byte(img)) {
+				t.Errorf("Mount with %s: error %q does not name the image %s", tc.features, err, img)
 			}
 		})
 	}

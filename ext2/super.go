@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -204,6 +205,11 @@ func Mount(dev block.Device, opts Options) (_ *FS, err error) {
 				fs.q.Close()
 			} else {
 				dev.Close()
+			}
+			// Every mount error names the device, as corruption errors
+			// already do: "disk.img: ext2: unsupported ... extent".
+			if opts.Name != "" && !strings.Contains(err.Error(), opts.Name) {
+				err = fmt.Errorf("%s: %w", opts.Name, err)
 			}
 		}
 	}()

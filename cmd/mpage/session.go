@@ -127,7 +127,9 @@ func (s *session) open(image string) (*ext2fs.FS, error) {
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return nil, fmt.Errorf("%s: cannot open as ext2: %s", image, errnoText(err))
+		// The filesystem's own message already names the image.
+		msg := strings.TrimPrefix(errnoText(err), image+": ")
+		return nil, fmt.Errorf("%s: cannot open as ext2: %s", image, msg)
 	}
 	if s.images == nil {
 		s.images = map[string]*ext2fs.FS{}
