@@ -133,6 +133,13 @@ func (a *app) serveMount(o mountFlags, image, dir string, ready func()) error {
 		s.closeAll()
 		return err
 	}
+	// Catch SIGINT and SIGTERM before the mount appears: a signal that
+	// arrives as soon as the directory is mounted must unmount cleanly,
+	// not kill the process and leave a dead mount behind. Signals that
+	// come before the server exists wait in the channel.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	srv, err := fusemount.Mount(fsys, absDir, fusemount.Options{
 		ReadOnly:   readOnly,
 		AllowOther: o.allowOther,
@@ -145,8 +152,6 @@ func (a *app) serveMount(o mountFlags, image, dir string, ready func()) error {
 		return fmt.Errorf("%s: %v", dir, err)
 	}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() {
 		tries := 0
