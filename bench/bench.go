@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mpagefs/mpage/internal/mountinfo"
 	"github.com/mpagefs/mpage/internal/oracle"
 )
 
@@ -122,7 +123,7 @@ func (b *bench) cleanWork() error {
 	if p, err := filepath.EvalSymlinks(mnt); err == nil {
 		mnt = p
 	}
-	if _, _, ok := mountedAt(mnt); ok {
+	if _, _, ok := mountinfo.Lookup(mnt); ok {
 		if err := unmount(nil, mnt); err != nil {
 			return fmt.Errorf("%s is still mounted from an earlier run: %v", mnt, err)
 		}

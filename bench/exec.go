@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -17,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mpagefs/mpage/internal/mountinfo"
 	"github.com/mpagefs/mpage/internal/oracle"
 )
 
@@ -266,60 +266,17 @@ func (d *daemon) wait(m *meter, limit time.Duration) error {
 	return nil
 }
 
-// mountedAt reports whether something is mounted at dir, and its source
-// and type (from /proc/self/mountinfo).
-func mountedAt(dir string) (source, fstype string, ok bool) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return "", "", false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		pre, post, found := strings.Cut(sc.Text(), " - ")
-		if !found {
-			continue
-		}
-		a, b := strings.Fields(pre), strings.Fields(post)
-		if len(a) < 5 || len(b) < 2 {
-			continue
-		}
-		if unescapeOctal(a[4]) == dir {
-			source, fstype, ok = unescapeOctal(b[1]), b[0], true
-		}
-	}
-	return source, fstype, ok
-}
-
-func unescapeOctal(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // waitMounted waits until a FUSE daemon has mounted its file system at
 // dir. A daemon that exits first has failed, unless it left the mount
 // behind (it went to the background).
 func waitMounted(d *daemon, dir string) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, fstype, ok := mountedAt(dir); ok && strings.HasPrefix(fstype, "fuse") {
+		if _, fstype, ok := mountinfo.Lookup(dir); ok && strings.HasPrefix(fstype, "fuse") {
 			return nil
 		}
 		if d.exited() {
-			if _, _, ok := mountedAt(dir); ok {
+			if _, _, ok := mountinfo.Lookup(dir); ok {
 				return nil
 			}
 			return fmt.Errorf("%s exited before mounting: %v%s", d.name, d.err, tail(d.stderr.String()))
@@ -333,7 +290,7 @@ func waitMounted(d *daemon, dir string) error {
 func unmount(m *meter, dir string) error {
 	var err error
 	for range 50 {
-		if _, _, ok := mountedAt(dir); !ok {
+		if _, _, ok := mountinfo.Lookup(dir); !ok {
 			return nil
 		}
 		if _, err = run(m, nil, tool("umount"), dir); err == nil {
@@ -430,7 +387,7 @@ func fuseSession(m *meter, dir string, body func() error, prog string, args ...s
 	}
 	done := pushCleanup(func() { exec.Command(tool("umount"), dir).Run() })
 	defer func() {
-		if _, _, ok := mountedAt(dir); !ok {
+		if _, _, ok := mountinfo.Lookup(dir); !ok {
 			done()
 		}
 	}()

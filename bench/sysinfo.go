@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/mpagefs/mpage/internal/mountinfo"
 	"github.com/mpagefs/mpage/internal/oracle"
 )
 
@@ -168,9 +169,9 @@ func diskOf(dir string) string {
 		if len(a) < 5 || len(b) < 2 {
 			continue
 		}
-		mp := unescapeOctal(a[4])
+		mp := mountinfo.Unescape(a[4])
 		if (abs == mp || strings.HasPrefix(abs, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
-			best, src, fstype = mp, unescapeOctal(b[1]), b[0]
+			best, src, fstype = mp, mountinfo.Unescape(b[1]), b[0]
 		}
 	}
 	desc := fmt.Sprintf("%s on %s (mounted at %s)", fstype, src, best)

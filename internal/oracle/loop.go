@@ -1,7 +1,6 @@
 package oracle
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mpagefs/mpage/internal/mountinfo"
 )
 
 // LoopMount mounts image with the kernel's ext2 driver on a loop device
@@ -92,62 +93,15 @@ func detach(t testing.TB, image string) {
 	}
 }
 
-// mountEntry returns the source device and file system type of the mount
-// at dir, from /proc/self/mountinfo.
-func mountEntry(dir string) (source, fstype string, ok bool) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return "", "", false
-	}
-	defer f.Close()
-	dir = filepath.Clean(dir)
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		pre, post, found := strings.Cut(sc.Text(), " - ")
-		if !found {
-			continue
-		}
-		a, b := strings.Fields(pre), strings.Fields(post)
-		if len(a) < 5 || len(b) < 2 {
-			continue
-		}
-		if unescapeMountinfo(a[4]) == dir {
-			// The last matching line is the one on top.
-			source, fstype, ok = unescapeMountinfo(b[1]), b[0], true
-		}
-	}
-	return source, fstype, ok
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for space) of
-// /proc/self/mountinfo.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 func mounted(dir string) bool {
-	_, _, ok := mountEntry(dir)
+	_, _, ok := mountinfo.Lookup(dir)
 	return ok
 }
 
 // LoopDevice returns the loop device ("/dev/loop3") mounted at dir.
 func LoopDevice(t testing.TB, dir string) string {
 	t.Helper()
-	src, _, ok := mountEntry(dir)
+	src, _, ok := mountinfo.Lookup(dir)
 	if !ok {
 		t.Fatalf("oracle: nothing is mounted at %s", dir)
 	}
