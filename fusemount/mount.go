@@ -35,14 +35,16 @@ type Options struct {
 	NoXattr bool
 }
 
-// Timeouts of the kernel's name and attribute caches. See the package
-// documentation.
+// Timeouts of the kernel's name and attribute caches: an hour, since
+// nothing but this mount changes the image while it is mounted and the
+// kernel drops or refreshes what its own requests change. See the
+// package documentation.
 const (
-	entryTimeout = time.Second
-	attrTimeout  = time.Second
+	entryTimeout = time.Hour
+	attrTimeout  = time.Hour
 	// negativeTimeout keeps "no such name" answers: every name made
 	// goes through the kernel, which then drops them.
-	negativeTimeout = time.Second
+	negativeTimeout = time.Hour
 	// maxWrite is the largest READ or WRITE request: 1 MiB, the most
 	// Linux allows (max_pages 256), so that sequential I/O reaches our
 	// page cache in large pieces.

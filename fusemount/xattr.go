@@ -11,7 +11,13 @@ import (
 // Extended attributes are read from the inode (package ext2: in-inode
 // attributes of large inodes and the attribute block, POSIX ACLs in the
 // VFS xattr format). Writing them is not implemented: setxattr and
-// removexattr answer EOPNOTSUPP.
+// removexattr fail with EOPNOTSUPP. The server answers the first of each
+// with ENOSYS, which the kernel turns into EOPNOTSUPP and remembers for
+// the mount (fc->no_setxattr, fc->no_removexattr in fs/fuse/xattr.c), so
+// it answers every later one itself: cp -a sets system.posix_acl_access
+// on every file it copies, and each answer from us was one more round
+// trip per file. (Once writing is implemented, these must answer for
+// real, not ENOSYS.)
 //
 // The mount does not ask for FUSE_POSIX_ACL, so the kernel reads POSIX ACLs
 // through getxattr for getfacl and getfattr but does not enforce them in
@@ -76,18 +82,20 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 }
 
 // Setxattr is not implemented yet: changing extended attributes (and
-// ACLs) of an ext2 image through the mount answers EOPNOTSUPP.
+// ACLs) of an ext2 image through the mount fails with EOPNOTSUPP, which
+// the kernel makes of our ENOSYS (see above).
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
 	if n.m.readOnly {
 		return syscall.EROFS
 	}
-	return syscall.EOPNOTSUPP
+	return syscall.ENOSYS
 }
 
-// Removexattr is not implemented yet (EOPNOTSUPP), as Setxattr.
+// Removexattr is not implemented yet (EOPNOTSUPP through ENOSYS), as
+// Setxattr.
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	if n.m.readOnly {
 		return syscall.EROFS
 	}
-	return syscall.EOPNOTSUPP
+	return syscall.ENOSYS
 }
