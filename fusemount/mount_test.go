@@ -23,18 +23,7 @@ import (
 // requireFuse skips the test where a FUSE mount cannot be made: no
 // /dev/fuse, no fusermount3, or not root (the tests chown, use
 // allow_other and loop mounts).
-func requireFuse(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skipf("no /dev/fuse (%v): FUSE is not available here", err)
-	}
-	if _, err := exec.LookPath("fusermount3"); err != nil {
-		t.Skip("no fusermount3 in PATH: install the fuse3 package")
-	}
-	if os.Getuid() != 0 {
-		t.Skip("not root: the mount tests chown files and use allow_other")
-	}
-}
+func requireFuse(t *testing.T) { oracle.RequireFUSE(t) }
 
 // mounted is a filesystem mounted for a test.
 type mounted struct {

@@ -19,18 +19,7 @@ import (
 )
 
 // requireMount skips where FUSE mounts cannot be made here.
-func requireMount(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skipf("no /dev/fuse (%v): FUSE is not available here", err)
-	}
-	if _, err := exec.LookPath("fusermount3"); err != nil {
-		t.Skip("no fusermount3 in PATH: install the fuse3 package")
-	}
-	if os.Getuid() != 0 {
-		t.Skip("not root: the mount tests compare owners and use the kernel's loop mount")
-	}
-}
+func requireMount(t *testing.T) { oracle.RequireFUSE(t) }
 
 // isMounted reports whether dir is a mount point in /proc/self/mountinfo.
 func isMounted(t *testing.T, dir string) bool {
