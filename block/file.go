@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,6 +22,30 @@ var FileLimits = Limits{MaxRequestBytes: 4 << 20, MaxSegments: iovMax}
 // File is a Device backed by a regular file (a disk image) or a raw block
 // device, read and written with preadv/pwritev straight into the callers'
 // buffers.
+//
+// Direct writes: a write of at least DirectWriteMin bytes whose offset,
+// buffer addresses and lengths meet the file's direct I/O alignment goes
+// through a second descriptor opened with O_DIRECT, so its bytes move from
+// the caller's pages to the device without being copied into the kernel's
+// page cache. The page cache above us already holds the data; the kernel's
+// copy was a second copy of every byte written (our writer's CPU time per
+// GiB nearly doubled) and a second cache of the same data competing for
+// memory. In the internal/flat benchmark (1 GiB sequential write, 256 MiB
+// cache) direct writes moved the write from 0.53x to 0.75x raw buffered
+// pwrite on this machine's virtual disk, close to what the disk takes with
+// O_DIRECT at all (fio: 2.0-2.2 GB/s at any queue depth).
+// Reads stay buffered: on the same disk, cold buffered reads with the
+// kernel's readahead (8 MiB here) were faster than direct reads of 4 MiB
+// requests at any queue depth (1.5-1.8 GB/s against 1.0-1.4 GB/s), which
+// outweighs the copy saved; and a buffered read of data cached by the
+// kernel (an image read again by a new process) costs no device I/O.
+// Small writes (metadata blocks) stay buffered too: a direct write waits
+// for the device. Linux keeps the two descriptors coherent: a direct write
+// first writes back and afterwards drops the kernel's cached pages of its
+// range. Flush's fdatasync covers both. Where the filesystem holding the
+// file refuses O_DIRECT or does not report its alignment (statx
+// STATX_DIOALIGN; BLKSSZGET for block devices), or a direct call fails
+// with EINVAL, every call is buffered.
 type File struct {
 	// Never change after open.
 	path     string
@@ -27,6 +53,13 @@ type File struct {
 	fd       int
 	size     int64 // bytes, a multiple of SectorSize
 	readOnly bool
+	// direct is the O_DIRECT descriptor, or -1; dioMem and dioOff are
+	// its alignments for buffer addresses and for offsets and lengths.
+	direct         int
+	dioMem, dioOff int64
+
+	directOff    atomic.Bool  // set when a direct call failed with EINVAL
+	directWrites atomic.Int64 // device calls made through direct
 
 	mu     sync.RWMutex // held shared by every call that uses fd; guards closed
 	closed bool
@@ -37,11 +70,30 @@ var (
 	_ Limiter = (*File)(nil)
 )
 
-// OpenFile opens the disk image or block device at path. The device size
-// is the file size for a regular file and BLKGETSIZE64 for a block device,
-// rounded down to a whole sector. A read-only File refuses writes with
-// ErrReadOnly.
+// DirectWriteMin is the smallest write that goes through the O_DIRECT
+// descriptor (see File).
+const DirectWriteMin = 256 << 10
+
+// FileOptions configure OpenFileOptions.
+type FileOptions struct {
+	// ReadOnly opens the file read-only: writes fail with ErrReadOnly.
+	ReadOnly bool
+	// Buffered turns direct writes off: every call goes through the
+	// kernel's page cache.
+	Buffered bool
+}
+
+// OpenFile opens the disk image or block device at path, as
+// OpenFileOptions does with FileOptions{ReadOnly: readOnly}.
 func OpenFile(path string, readOnly bool) (*File, error) {
+	return OpenFileOptions(path, FileOptions{ReadOnly: readOnly})
+}
+
+// OpenFileOptions opens the disk image or block device at path. The device
+// size is the file size for a regular file and BLKGETSIZE64 for a block
+// device, rounded down to a whole sector.
+func OpenFileOptions(path string, opts FileOptions) (*File, error) {
+	readOnly := opts.ReadOnly
 	flag := os.O_RDWR
 	if readOnly {
 		flag = os.O_RDONLY
@@ -56,7 +108,7 @@ func OpenFile(path string, readOnly bool) (*File, error) {
 		f.Close()
 		return nil, fmt.Errorf("block: open %s: fstat: %w", path, err)
 	}
-	file := &File{path: path, f: f, fd: fd, readOnly: readOnly}
+	file := &File{path: path, f: f, fd: fd, readOnly: readOnly, direct: -1}
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		file.size = st.Size
@@ -73,8 +125,70 @@ func OpenFile(path string, readOnly bool) (*File, error) {
 			path, st.Mode&unix.S_IFMT, ErrInvalid)
 	}
 	file.size &^= SectorSize - 1
+	if !readOnly && !opts.Buffered {
+		file.openDirect(st.Mode&unix.S_IFMT == unix.S_IFBLK)
+	}
 	return file, nil
 }
+
+// openDirect opens the O_DIRECT descriptor of the file and learns its
+// alignment, or leaves f.direct -1 if either cannot be had.
+func (f *File) openDirect(blockDevice bool) {
+	f.direct = -1
+	fd, err := unix.Open(f.path, unix.O_RDWR|unix.O_DIRECT|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	var stx unix.Statx_t
+	err = unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_DIOALIGN, &stx)
+	switch {
+	case err == nil && stx.Mask&unix.STATX_DIOALIGN != 0 && stx.Dio_mem_align != 0:
+		f.dioMem, f.dioOff = int64(stx.Dio_mem_align), int64(stx.Dio_offset_align)
+	case blockDevice:
+		// Kernels before 6.11 do not report it for block devices: the
+		// logical block size is the rule for both.
+		n, err := unix.IoctlGetInt(fd, unix.BLKSSZGET)
+		if err != nil || n <= 0 {
+			unix.Close(fd)
+			return
+		}
+		f.dioMem, f.dioOff = int64(n), int64(n)
+	default:
+		unix.Close(fd) // the filesystem does not do direct I/O
+		return
+	}
+	if f.dioOff == 0 || f.dioOff > maxDirectAlign || f.dioMem > maxDirectAlign {
+		unix.Close(fd)
+		return
+	}
+	f.direct = fd
+}
+
+// maxDirectAlign is the largest direct I/O alignment File uses: page cache
+// pages are this aligned, so larger alignments would never be met.
+const maxDirectAlign = 4096
+
+// directFor reports whether a write of n bytes at off from bufs can go
+// through the O_DIRECT descriptor.
+func (f *File) directFor(bufs [][]byte, off, n int64) bool {
+	if f.direct < 0 || n < DirectWriteMin || f.directOff.Load() || off%f.dioOff != 0 {
+		return false
+	}
+	for _, b := range bufs {
+		if int64(len(b))%f.dioOff != 0 || int64(uintptr(unsafe.Pointer(unsafe.SliceData(b))))%f.dioMem != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// DirectWrites is the number of device calls made with O_DIRECT, for
+// tests and statistics.
+func (f *File) DirectWrites() int64 { return f.directWrites.Load() }
+
+// DirectCapable reports whether the File has an O_DIRECT descriptor that
+// large aligned writes go through.
+func (f *File) DirectCapable() bool { return f.direct >= 0 && !f.directOff.Load() }
 
 // CreateFile creates (or truncates) the disk image at path with size bytes
 // of zeros, sparse where the filesystem allows, and opens it read-write.
@@ -91,7 +205,9 @@ func CreateFile(path string, size int64) (*File, error) {
 		f.Close()
 		return nil, fmt.Errorf("block: create %s: %w", path, err)
 	}
-	return &File{path: path, f: f, fd: int(f.Fd()), size: size}, nil
+	file := &File{path: path, f: f, fd: int(f.Fd()), size: size}
+	file.openDirect(false)
+	return file, nil
 }
 
 // Path is the file name the File was opened with.
@@ -160,7 +276,18 @@ func (f *File) transfer(op Op, bufs [][]byte, off, n int64) error {
 		}
 		var done int
 		var err error
-		if op == Write {
+		if op == Write && f.directFor(chunk, off, n) {
+			done, err = unix.Pwritev(f.direct, chunk, off)
+			if errors.Is(err, unix.EINVAL) {
+				// The alignment we were told was not enough (or the
+				// filesystem changed its mind): buffered from now on.
+				f.directOff.Store(true)
+				continue
+			}
+			if err == nil {
+				f.directWrites.Add(1)
+			}
+		} else if op == Write {
 			done, err = unix.Pwritev(f.fd, chunk, off)
 		} else {
 			done, err = unix.Preadv(f.fd, chunk, off)
@@ -230,6 +357,9 @@ func (f *File) Close() error {
 		return fmt.Errorf("block: close %s: %w", f.path, ErrClosed)
 	}
 	f.closed = true
+	if f.direct >= 0 {
+		unix.Close(f.direct) // an error here concerns no buffered data
+	}
 	if err := f.f.Close(); err != nil {
 		return fmt.Errorf("block: close: %w", err)
 	}

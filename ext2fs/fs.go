@@ -25,6 +25,10 @@ type Options struct {
 	// SuperblockAt mounts from a backup superblock at this block number
 	// (the sb= mount option); 0 uses the primary.
 	SuperblockAt int64
+	// BufferedIO makes every write of Open's image go through the
+	// kernel's page cache; by default large aligned writes use O_DIRECT
+	// (block.File explains when and why).
+	BufferedIO bool
 	// Owner is the owner of the files, directories and links the
 	// os-style methods create; nil means the calling process's uid and
 	// gid.
@@ -80,7 +84,7 @@ var (
 // path (block.OpenFile), read-only if opts.ReadOnly is set. Close it to
 // write everything back and unmount cleanly.
 func Open(path string, opts Options) (*FS, error) {
-	dev, err := block.OpenFile(path, opts.ReadOnly)
+	dev, err := block.OpenFileOptions(path, block.FileOptions{ReadOnly: opts.ReadOnly, Buffered: opts.BufferedIO})
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}

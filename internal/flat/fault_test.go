@@ -114,7 +114,15 @@ func TestWriteFaultReportedToEveryHandle(t *testing.T) {
 			if failed == 0 {
 				t.Fatalf("no device write failed: the fault did not fire")
 			}
-			if st := fsys.Flusher().Stats(); st.ExpiredPages+st.BackgroundPages == 0 {
+			// The flusher counts a chunk's pages when WritePages returns,
+			// which can be after the pages' writeback ended.
+			var st writeback.Stats
+			within(t, 20*time.Second, "the flusher's count of pages written", func() {
+				for st = fsys.Flusher().Stats(); st.ExpiredPages+st.BackgroundPages == 0 && st.Chunks > 0; st = fsys.Flusher().Stats() {
+					time.Sleep(time.Millisecond)
+				}
+			})
+			if st.ExpiredPages+st.BackgroundPages == 0 {
 				t.Fatalf("the flusher wrote nothing; flusher stats %+v", st)
 			}
 			dev.ClearFaults()
