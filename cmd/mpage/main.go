@@ -34,6 +34,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	cmd, err := root.ExecuteC()
+	a.stopProfile()
 	a.printStats()
 	if err == nil {
 		return 0
@@ -81,6 +82,9 @@ type globals struct {
 	cache    string // page-cache limit, e.g. "256M"
 	stats    string // "", "text" or "json"
 	readOnly bool
+	// cpuProfile is the file of a CPU profile of the run (hidden
+	// --cpuprofile flag, for developers), or "".
+	cpuProfile string
 }
 
 // app is one run of the command: its flags, output streams and the I/O
@@ -94,6 +98,7 @@ type app struct {
 	stats  runStats
 	// command is the name of the command that ran, for --stats.
 	command string
+	profile *os.File // open while a CPU profile is being written
 }
 
 func newRoot(a *app) *cobra.Command {
@@ -116,6 +121,8 @@ Try "mpage demo" first.`,
 	pf.StringVar(&g.stats, "stats", "", "print I/O counters at exit on stderr: text (the default when given without a value) or json (one object)")
 	pf.Lookup("stats").NoOptDefVal = "text"
 	pf.BoolVar(&g.readOnly, "readonly", false, "open images read-only; commands that change an image fail")
+	pf.StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile of the command to this file (for go tool pprof)")
+	pf.MarkHidden("cpuprofile")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		a.command = cmd.Name()
@@ -129,7 +136,7 @@ Try "mpage demo" first.`,
 			return usagef("--cache: %v", err)
 		}
 		a.cache = n
-		return nil
+		return a.startProfile(g.cpuProfile)
 	}
 	root.AddCommand(
 		newMkfsCmd(a),
