@@ -159,7 +159,8 @@ func CopyIn(fsys *FS, src, dst string, opts CopyOptions) error {
 	if err != nil {
 		return err
 	}
-	return newCopier("copyin", s, imageDest{fsys}, opts).run(top, to)
+	defer s.release(top)
+	return newCopier("copyin", s, newImageDest(fsys), opts).run(top, to)
 }
 
 // CopyBetween copies the file or tree at from in image src (a final
@@ -183,7 +184,7 @@ func CopyBetween(src *FS, from string, dst *FS, to string, opts CopyOptions) err
 			return err
 		}
 	}
-	return newCopier("copy", s, imageDest{dst}, opts).run(top, to)
+	return newCopier("copy", s, newImageDest(dst), opts).run(top, to)
 }
 
 // copyDst checks that fsys can be written and returns dst as an absolute
@@ -255,21 +256,62 @@ type dstData interface {
 	Close() error
 }
 
-// copyDest is a tree a copy writes: a host directory or an image. Names
-// are slash-separated.
+// dstName names an entry of a destination two ways: by the handle of the
+// directory holding it and its name there (what an image works by: no
+// path walk per file), and by its whole slash-separated name (for
+// errors, for the host, and for the top of a copy, which has no handle).
+type dstName struct {
+	dir  dstDir // the directory's handle; nil: found from full
+	base string // the name in dir
+	full string
+	// fresh tells that dir was made, empty, by this copy: no name in it
+	// is taken but by the copy itself, so Replace has nothing to look
+	// up there.
+	fresh bool
+}
+
+// child names entry name of directory d, which this copy made if fresh.
+func (n dstName) child(d dstDir, name string, fresh bool) dstName {
+	return dstName{dir: d, base: name, full: path.Join(n.full, name), fresh: fresh}
+}
+
+// dstDir is a destination's handle to a directory it is filling: the
+// *ext2.Inode of an image directory (with a reference), nil for the
+// host, which works by names through its os.Root.
+type dstDir any
+
+// dstAttrs are the attributes a copy sets on an entry it made.
+type dstAttrs struct {
+	owner        bool // set uid and gid
+	uid, gid     uint32
+	chmod        bool        // set mode (never for a symbolic link)
+	mode         fs.FileMode // permission bits, with setuid, setgid and sticky as kept
+	times        bool        // set atime and mtime
+	atime, mtime time.Time
+}
+
+// copyDest is a tree a copy writes: a host directory or an image.
 type copyDest interface {
-	// lstat returns the file type of name, not following a final link.
-	lstat(name string) (fs.FileMode, error)
-	mkdir(name string) error // owner-only until its attributes are set
+	// lstat returns the file type of n, not following a final link.
+	lstat(n dstName) (fs.FileMode, error)
+	// mkdir makes directory n, owner-only until its attributes are set,
+	// and returns its handle, for closeDir.
+	mkdir(n dstName) (dstDir, error)
+	// openDir returns the handle of the directory n, which is there
+	// (lstat said so), for closeDir.
+	openDir(n dstName) (dstDir, error)
+	closeDir(d dstDir)
 	// create opens a new regular file, or with trunc one that is there.
-	create(name string, trunc bool) (dstData, error)
-	symlink(target, name string) error
-	link(oldname, newname string) error
-	mknod(name string, mode fs.FileMode, rdev uint64) error
-	remove(name string) error
-	lchown(name string, uid, gid uint32) error
-	chmod(name string, mode fs.FileMode) error // never on a symlink
-	lchtimes(name string, atime, mtime time.Time) error
+	create(n dstName, trunc bool) (dstData, error)
+	symlink(target string, n dstName) error
+	// link makes n a link to the file named oldname (a whole name).
+	link(oldname string, n dstName) error
+	mknod(n dstName, mode fs.FileMode, rdev uint64) error
+	remove(n dstName) error
+	// setAttrs gives n the attributes a holds. self is n's own handle
+	// when the copy holds one (the dstDir of a directory being
+	// filled, the dstData of a file still open), else nil.
+	setAttrs(n dstName, self any, a dstAttrs) error
 }
 
 // copier copies a tree from a source to a destination.
@@ -280,13 +322,7 @@ type copier struct {
 	opts   CopyOptions
 	links  map[fileKey]string // file → the first destination name made for it
 	onPath map[fileKey]bool   // directories being copied (loop guard)
-	dirs   []pendingDir       // directories whose attributes are set at the end
 	buf    []byte
-}
-
-type pendingDir struct {
-	name string
-	node copyNode
 }
 
 func newCopier(op string, src copySource, dst copyDest, opts CopyOptions) *copier {
@@ -296,21 +332,15 @@ func newCopier(op string, src copySource, dst copyDest, opts CopyOptions) *copie
 // errSkipped tells that an entry was skipped after a warning.
 var errSkipped = errors.New("ext2fs: entry skipped")
 
-// run copies top to destination name to, then sets the attributes of
-// the directories it made or filled, deepest first so that their times
-// stay (and those made read-only stay writable until then).
+// run copies top to destination name to. The attributes of each
+// directory made or filled are set when its entries are done (deepest
+// first), so that its times stay and one made read-only stays writable
+// until then.
 func (c *copier) run(top *srcEnt, to string) error {
-	err := c.entry(top, to, true)
+	err := c.entry(top, dstName{base: path.Base(to), full: to}, true)
 	if err == errSkipped {
 		err = nil
 	}
-	for i := len(c.dirs) - 1; i >= 0; i-- {
-		d := c.dirs[i]
-		if aerr := c.setAttrs(d.name, d.node); err == nil {
-			err = aerr
-		}
-	}
-	c.dirs = nil
 	return err
 }
 
@@ -341,19 +371,19 @@ func validName(name string) bool {
 	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, "/\x00")
 }
 
-// entry copies e to destination name to.
-func (c *copier) entry(e *srcEnt, to string, top bool) (err error) {
+// entry copies e to destination to.
+func (c *copier) entry(e *srcEnt, to dstName, top bool) (err error) {
 	n := &e.node
 	if !n.mode.IsDir() && n.nlink > 1 && !c.opts.NoHardLinks {
 		if first, ok := c.links[n.key]; ok {
 			if err := c.replace(to, false); err != nil {
 				return err
 			}
-			return c.exists(to, c.dst.link(first, to))
+			return c.exists(to.full, c.dst.link(first, to))
 		}
 		defer func() {
 			if err == nil {
-				c.links[n.key] = to
+				c.links[n.key] = to.full
 			}
 		}()
 	}
@@ -361,9 +391,7 @@ func (c *copier) entry(e *srcEnt, to string, top bool) (err error) {
 	case typ == fs.ModeDir:
 		return c.dir(e, to, top)
 	case typ == 0:
-		if err := c.file(e, to); err != nil {
-			return err
-		}
+		return c.file(e, to)
 	case typ == fs.ModeSymlink:
 		target, err := c.src.readlink(e)
 		if err != nil {
@@ -372,7 +400,7 @@ func (c *copier) entry(e *srcEnt, to string, top bool) (err error) {
 		if err := c.replace(to, false); err != nil {
 			return err
 		}
-		if err := c.exists(to, c.dst.symlink(target, to)); err != nil {
+		if err := c.exists(to.full, c.dst.symlink(target, to)); err != nil {
 			return err
 		}
 	case typ&(fs.ModeDevice|fs.ModeNamedPipe|fs.ModeSocket) != 0:
@@ -381,21 +409,21 @@ func (c *copier) entry(e *srcEnt, to string, top bool) (err error) {
 		}
 		err := c.dst.mknod(to, n.mode, n.rdev)
 		if typ&fs.ModeDevice != 0 && errors.Is(err, syscall.EPERM) && c.opts.Warn != nil {
-			return c.warn(to, err) // device nodes need root
+			return c.warn(to.full, err) // device nodes need root
 		}
-		if err := c.exists(to, err); err != nil {
+		if err := c.exists(to.full, err); err != nil {
 			return err
 		}
 	default:
 		return &fs.PathError{Op: c.op, Path: e.name, Err: errnoError(syscall.EINVAL, "unsupported file type "+typ.String())}
 	}
-	return c.setAttrs(to, *n)
+	return c.dst.setAttrs(to, nil, c.attrs(*n))
 }
 
 // replace, with Replace, removes a non-directory at name so that a new
 // file can take its place (a regular file stays with keepRegular).
-func (c *copier) replace(name string, keepRegular bool) error {
-	if !c.opts.Replace {
+func (c *copier) replace(name dstName, keepRegular bool) error {
+	if !c.opts.Replace || name.fresh {
 		return nil
 	}
 	mode, err := c.dst.lstat(name)
@@ -405,7 +433,7 @@ func (c *copier) replace(name string, keepRegular bool) error {
 	case err != nil:
 		return err
 	case mode.IsDir():
-		return &fs.PathError{Op: c.op, Path: name, Err: errIsDir}
+		return &fs.PathError{Op: c.op, Path: name.full, Err: errIsDir}
 	case mode.IsRegular() && keepRegular:
 		return nil
 	}
@@ -413,34 +441,43 @@ func (c *copier) replace(name string, keepRegular bool) error {
 }
 
 // dir copies directory e to to: made there, or filled if a directory is
-// there already (at the top, or with Replace).
-func (c *copier) dir(e *srcEnt, to string, top bool) error {
+// there already (at the top, or with Replace). Its attributes are set
+// once its entries are copied, whatever happened to them.
+func (c *copier) dir(e *srcEnt, to dstName, top bool) (err error) {
 	n := &e.node
 	if c.onPath[n.key] {
-		return c.warn(to, errnoError(syscall.ELOOP, "directory reached twice"))
+		return c.warn(to.full, errnoError(syscall.ELOOP, "directory reached twice"))
 	}
 	mkdir := true
-	if top || c.opts.Replace {
+	if (top || c.opts.Replace) && !to.fresh {
 		mode, err := c.dst.lstat(to)
 		switch {
 		case err == nil && mode.IsDir():
 			mkdir = false
 		case err == nil:
-			err = &fs.PathError{Op: "mkdir", Path: to, Err: errExist}
+			err = &fs.PathError{Op: "mkdir", Path: to.full, Err: errExist}
 			if top {
 				return err
 			}
-			return c.exists(to, err)
+			return c.exists(to.full, err)
 		case !errors.Is(err, fs.ErrNotExist):
 			return err
 		}
 	}
+	var d dstDir
 	if mkdir {
-		if err := c.dst.mkdir(to); err != nil {
-			return c.exists(to, err)
+		if d, err = c.dst.mkdir(to); err != nil {
+			return c.exists(to.full, err)
 		}
+	} else if d, err = c.dst.openDir(to); err != nil {
+		return err
 	}
-	c.dirs = append(c.dirs, pendingDir{name: to, node: *n})
+	defer func() {
+		if aerr := c.dst.setAttrs(to, d, c.attrs(*n)); err == nil {
+			err = aerr
+		}
+		c.dst.closeDir(d)
+	}()
 	c.onPath[n.key] = true
 	defer delete(c.onPath, n.key)
 	kids, err := c.src.children(e)
@@ -448,9 +485,9 @@ func (c *copier) dir(e *srcEnt, to string, top bool) error {
 		return err
 	}
 	for _, k := range kids {
-		name := path.Join(to, k.name)
+		name := to.child(d, k.name, mkdir)
 		if !validName(k.name) {
-			if err := c.warn(name, errnoError(syscall.EINVAL, "not a file name")); err != errSkipped {
+			if err := c.warn(name.full, errnoError(syscall.EINVAL, "not a file name")); err != errSkipped {
 				return err
 			}
 			continue
@@ -468,9 +505,10 @@ func (c *copier) dir(e *srcEnt, to string, top bool) error {
 	return nil
 }
 
-// file copies regular file e to a file to. A file that could not be
-// copied whole is removed rather than left looking like a copy.
-func (c *copier) file(e *srcEnt, to string) error {
+// file copies regular file e to a file to, and gives it e's attributes.
+// A file that could not be copied whole is removed rather than left
+// looking like a copy.
+func (c *copier) file(e *srcEnt, to dstName) error {
 	in, err := c.src.open(e)
 	if err != nil {
 		return err
@@ -481,17 +519,19 @@ func (c *copier) file(e *srcEnt, to string) error {
 	}
 	out, err := c.dst.create(to, c.opts.Replace)
 	if err != nil {
-		return c.exists(to, err)
+		return c.exists(to.full, err)
 	}
 	err = c.data(e, in, out)
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
+		out.Close()
 		_ = c.dst.remove(to)
 		return err
 	}
-	return nil
+	err = c.dst.setAttrs(to, out, c.attrs(e.node))
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // data copies the data of e, writing only what SEEK_DATA finds: holes
@@ -544,27 +584,20 @@ func (c *copier) data(e *srcEnt, in srcData, out dstData) error {
 	return out.Truncate(size)
 }
 
-// setAttrs gives name the owner, mode and times of n, as the options
-// keep them.
-func (c *copier) setAttrs(name string, n copyNode) error {
-	if !c.opts.NoOwners {
-		if err := c.dst.lchown(name, n.uid, n.gid); err != nil {
-			return err
-		}
+// attrs are the attributes of n that the options keep.
+func (c *copier) attrs(n copyNode) dstAttrs {
+	a := dstAttrs{
+		owner: !c.opts.NoOwners, uid: n.uid, gid: n.gid,
+		times: !c.opts.NoTimes, atime: n.atime, mtime: n.mtime,
 	}
 	if n.mode&fs.ModeSymlink == 0 {
-		mode := n.mode.Perm()
+		a.chmod = true
+		a.mode = n.mode.Perm()
 		if !c.opts.NoSpecialBits {
-			mode |= n.mode & (fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
-		}
-		if err := c.dst.chmod(name, mode); err != nil {
-			return err
+			a.mode |= n.mode & (fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
 		}
 	}
-	if !c.opts.NoTimes {
-		return c.dst.lchtimes(name, n.atime, n.mtime)
-	}
-	return nil
+	return a
 }
 
 // checkNotWithin refuses, for a copy within f, a destination to that is
