@@ -16,8 +16,9 @@ var (
 	ErrNoAttr = fmt.Errorf("ext2: no such extended attribute: %w", syscall.ENODATA)
 	// ErrXattrNotSupported is returned for an attribute name with no
 	// known namespace prefix (EOPNOTSUPP, as the VFS answers when no
-	// xattr handler claims the name), and for changes to extended
-	// attributes, which this package does not make yet.
+	// xattr handler claims the name): SetXattr and RemoveXattr take only
+	// the user., trusted. and security. prefixes and the two POSIX ACL
+	// names.
 	ErrXattrNotSupported = fmt.Errorf("ext2: extended attribute operation not supported: %w", syscall.EOPNOTSUPP)
 )
 
