@@ -2,6 +2,8 @@ package ext2fs
 
 import (
 	"io/fs"
+
+	"github.com/mpagefs/mpage/ext2"
 )
 
 // Listxattr returns the full names of the extended attributes of the
@@ -68,4 +70,83 @@ func (f *FS) getxattr(op, name, attr string, follow bool) ([]byte, error) {
 		return nil, pathErr(op, name, err)
 	}
 	return v, nil
+}
+
+// Flags of Setxattr, with the values of setxattr(2)'s XATTR_CREATE and
+// XATTR_REPLACE (unix.XATTR_CREATE and unix.XATTR_REPLACE may be passed
+// as well).
+const (
+	// XattrCreate fails with EEXIST if the attribute exists.
+	XattrCreate = ext2.XattrCreate
+	// XattrReplace fails with ENODATA if the attribute does not exist.
+	XattrReplace = ext2.XattrReplace
+)
+
+// Setxattr sets the extended attribute attr of the named file to data,
+// following a final symbolic link, as setxattr(2) does; flags is 0,
+// XattrCreate or XattrReplace. name is an os-style name. Attributes go
+// to the inode's attribute block as Linux's ext2 writes them (see
+// ext2.FS.SetXattr); POSIX ACLs ("system.posix_acl_access",
+// "system.posix_acl_default") are given in the kernel's xattr format, as
+// Getxattr returns them, and setting the access ACL sets the mode's
+// permission bits from it.
+//
+// Errors are *fs.PathError values wrapping the errno setxattr(2) gives:
+// syscall.EEXIST (XattrCreate, the attribute exists), syscall.ENODATA
+// (XattrReplace, it does not), syscall.ENOSPC (no room in the attribute
+// block, or no free block), syscall.ERANGE (an empty name or one of more
+// than 255 bytes, a value larger than a block), syscall.E2BIG (a value
+// over 64 KiB), syscall.EOPNOTSUPP and errors.ErrUnsupported (a name in
+// no namespace ext2 stores), syscall.EINVAL and fs.ErrInvalid (an empty
+// name after the prefix, bad flags, a malformed ACL), syscall.EPERM
+// (immutable or append-only file; user.* on anything but a regular file
+// or directory), syscall.EACCES (a default ACL on a non-directory),
+// syscall.EROFS on a read-only FS, fs.ErrNotExist for a missing file.
+// No caller permission check is made (trusted.* included).
+func (f *FS) Setxattr(name, attr string, data []byte, flags int) error {
+	return f.setxattr("setxattr", name, attr, data, flags, true, false)
+}
+
+// Lsetxattr is Setxattr without following a final symbolic link
+// (lsetxattr(2)); a symbolic link takes trusted.* and security.*
+// attributes but not user.* (EPERM) nor ACLs (EOPNOTSUPP).
+func (f *FS) Lsetxattr(name, attr string, data []byte, flags int) error {
+	return f.setxattr("lsetxattr", name, attr, data, flags, false, false)
+}
+
+// Removexattr removes the extended attribute attr of the named file,
+// following a final symbolic link, as removexattr(2) does. A missing
+// attribute is an *fs.PathError wrapping syscall.ENODATA, except a
+// missing POSIX ACL, whose removal succeeds as in Linux. Other errors are
+// those of Setxattr.
+func (f *FS) Removexattr(name, attr string) error {
+	return f.setxattr("removexattr", name, attr, nil, 0, true, true)
+}
+
+// Lremovexattr is Removexattr without following a final symbolic link
+// (lremovexattr(2)).
+func (f *FS) Lremovexattr(name, attr string) error {
+	return f.setxattr("lremovexattr", name, attr, nil, 0, false, true)
+}
+
+// setxattr does the Setxattr and Removexattr calls.
+func (f *FS) setxattr(op, name, attr string, data []byte, flags int, follow, remove bool) error {
+	if err := f.checkWritable(); err != nil {
+		return &fs.PathError{Op: op, Path: name, Err: err}
+	}
+	rel, err := osName(name)
+	if err != nil {
+		return &fs.PathError{Op: op, Path: name, Err: err}
+	}
+	ino, err := f.walk(rel, follow)
+	if err != nil {
+		return pathErr(op, name, err)
+	}
+	defer f.fs.Iput(ino)
+	if remove {
+		err = f.fs.RemoveXattr(ino, attr)
+	} else {
+		err = f.fs.SetXattr(ino, attr, data, flags)
+	}
+	return pathErr(op, name, err)
 }
