@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/mpagefs/mpage/buffer"
 	"github.com/mpagefs/mpage/ext2/layout"
 )
 
@@ -229,7 +230,9 @@ func (fs *FS) allocInodeInGroup(g *group, isDir bool) (uint32, error) {
 	}
 	bh.Lock()
 	bit := nextZeroBit(bh.Data, first, int(fs.inodesPerGroup))
+	alone := false
 	if bit >= 0 {
+		alone = fs.opts.FreshInodeTables && fs.aloneInTableBlock(bh.Data, bit)
 		setBit(bh.Data, bit)
 	}
 	bh.Unlock()
@@ -240,11 +243,48 @@ func (fs *FS) allocInodeInGroup(g *group, isDir bool) (uint32, error) {
 		return 0, fs.corrupt(w, nil, "free inodes count %d but no free inode in the bitmap", g.desc.FreeInodesCount)
 	}
 	fs.bc.MarkDirty(bh)
+	if alone {
+		fs.zeroTableBlock(g.inodeTable + int64(bit)*int64(fs.inodeSize)/int64(fs.blockSize))
+	}
 	g.desc.FreeInodesCount--
 	if isDir {
 		g.desc.UsedDirsCount++
 	}
 	return g.n*fs.inodesPerGroup + uint32(bit) + 1, nil
+}
+
+// aloneInTableBlock reports whether no inode that shares bit's inode
+// table block is in use, by the group's inode bitmap b.
+func (fs *FS) aloneInTableBlock(b []byte, bit int) bool {
+	per := fs.blockSize / fs.inodeSize
+	from := bit / per * per
+	to := min(from+per, int(fs.inodesPerGroup))
+	for i := from; i < to; i++ {
+		if testBit(b, i) {
+			return false
+		}
+	}
+	return true
+}
+
+// zeroTableBlock makes the cached buffer of inode table block blk zeroed
+// and uptodate without reading it, unless it is cached already. Only for
+// a block no inode in use shares (aloneInTableBlock) on a filesystem
+// whose free table blocks hold zeros (Options.FreshInodeTables): the
+// block is then zeros on the device too, and writing the new inode back
+// (which fills its slot of this buffer) needs no synchronous read of it,
+// where Linux's ext2_write_inode reads it (sb_bread).
+func (fs *FS) zeroTableBlock(blk int64) {
+	bh := fs.bc.Getblk(blk)
+	if !bh.Has(buffer.Uptodate) {
+		bh.Lock()
+		if !bh.Has(buffer.Uptodate) { // not read meanwhile
+			clear(bh.Data)
+			bh.Set(buffer.Uptodate)
+		}
+		bh.Unlock()
+	}
+	fs.bc.Release(bh)
 }
 
 // freeInode gives the inode's number back (ext2_free_inode): its bit in

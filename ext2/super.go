@@ -64,6 +64,16 @@ type Options struct {
 	// until unmount). Inodes in use (open, or in the middle of an
 	// operation) and those with dirty file data stay cached beyond it.
 	InodeCacheLimit int
+	// FreshInodeTables promises that every inode table block in which
+	// no inode is in use holds zeros, as Format leaves them (for a
+	// filesystem just made and filled, as mpage mkfs --from does). A new
+	// inode alone in its table block (by the inode bitmap) then gets a
+	// zeroed buffer for the block instead of a read of it when it is
+	// written back; Linux's ext2_write_inode reads it. On a consistent
+	// filesystem even a broken promise loses nothing (a free inode's old
+	// contents are dead); what the option trusts is the bitmap, which a
+	// corrupt one could make wipe inodes it calls free.
+	FreshInodeTables bool
 	// PageCache, if set, is shared with other mounts instead of making
 	// a new one.
 	PageCache *pagecache.Cache

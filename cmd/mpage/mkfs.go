@@ -78,12 +78,16 @@ func (a *app) mkfs(image string, fl mkfsFlags) error {
 	if !st.IsDir() {
 		return fmt.Errorf("--from %s: not a directory", fl.from)
 	}
-	size0, err := ext2fs.MeasureTree(fl.from)
-	if err != nil {
-		return fmt.Errorf("--from: %s", errText(err))
-	}
-	u := usageOf(size0)
 	fixed := size != 0
+	var u treeUsage
+	if !fixed || a.wantProgress() {
+		// Measured to size the image, or for the progress bar's total.
+		size0, err := ext2fs.MeasureTree(fl.from)
+		if err != nil {
+			return fmt.Errorf("--from: %s", errText(err))
+		}
+		u = usageOf(size0)
+	}
 	for attempt := 0; ; attempt++ {
 		o := opts
 		if !fixed {
@@ -115,24 +119,30 @@ func formatImage(image string, size int64, opts ext2.FormatOptions) error {
 }
 
 // fillImage copies the tree under dir into the root of image, keeping
-// everything (cp -a).
+// everything (cp -a). The image was just made by formatImage, so its
+// free inode table blocks are known to hold zeros (no read of them
+// before the first inode of each is written).
 func (a *app) fillImage(image, dir string, u treeUsage) error {
-	s := &session{a: a, write: true}
-	fsys, err := s.open(image)
-	if err == nil {
-		prog := a.newProgress(u.dataBytes, "mkfs")
-		opts := ext2fs.CopyOptions{Replace: true}
-		if prog != nil {
-			opts.Progress = prog.add
-		}
-		err = ext2fs.CopyIn(fsys, dir, "/", opts)
-		prog.done()
-		if err != nil {
-			err = fmt.Errorf("filling %s from %s: %s", image, dir, errText(err))
-		}
+	fsys, err := ext2fs.Open(image, ext2fs.Options{CacheLimit: a.cache, Mount: ext2.Options{
+		FreshInodeTables: true,
+	}})
+	if err != nil {
+		return fmt.Errorf("%s: cannot open as ext2: %s", image, errText(err))
 	}
-	if cerr := s.closeAll(); err == nil {
-		err = cerr
+	prog := a.newProgress(u.dataBytes, "mkfs")
+	opts := ext2fs.CopyOptions{Replace: true}
+	if prog != nil {
+		opts.Progress = prog.add
+	}
+	err = ext2fs.CopyIn(fsys, dir, "/", opts)
+	prog.done()
+	if err != nil {
+		err = fmt.Errorf("filling %s from %s: %s", image, dir, errText(err))
+	}
+	cerr := fsys.Close()
+	a.stats.add(fsys.Stats())
+	if cerr != nil && err == nil {
+		err = fmt.Errorf("%s: closing: %s", image, errText(cerr))
 	}
 	return err
 }
