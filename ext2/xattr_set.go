@@ -65,11 +65,13 @@ const xattrSizeMax = 65536
 // ErrXattrNotSupported (EOPNOTSUPP); a prefix with nothing after it, a
 // NUL byte in the name, unknown flags or a malformed ACL ErrInvalid
 // (EINVAL; an ACL of another version EOPNOTSUPP); an empty name or one of
-// more than 255 bytes, or a value larger than a block, syscall.ERANGE; a
-// value of more than 64 KiB syscall.E2BIG; XattrCreate of an existing
-// attribute ErrXattrExists; XattrReplace of a missing one ErrNoAttr; a
-// value that does not fit in the block beside the others ErrNoSpace, as
-// does a full filesystem (the attributes stay as they were); an
+// more than 255 bytes syscall.ERANGE; a value of more than 64 KiB
+// syscall.E2BIG; XattrCreate of an existing attribute ErrXattrExists;
+// XattrReplace of a missing one ErrNoAttr; a value that does not fit in
+// the block beside the others ErrNoSpace (ENOSPC), as does a value larger
+// than a block (where fs/ext2 says ERANGE, the ext4 driver that mounts
+// ext2 in current kernels says ENOSPC) and a full filesystem; after any
+// error the attributes are as they were; an
 // immutable or append-only inode, or a user.* attribute on anything but a
 // regular file or directory, ErrPermission (EPERM); a default ACL on a
 // non-directory syscall.EACCES; an ACL on a symbolic link
@@ -185,8 +187,11 @@ func checkXattrName(name string) (uint8, string, error) {
 // Preconditions: ino.mu is held exclusively.
 func (fs *FS) xattrSetLocked(ino *Inode, index uint8, name string, value []byte, flags int) error {
 	if len(value) > fs.blockSize {
-		return fmt.Errorf("ext2: value of %d bytes for %s%s, larger than a block (%d): %w",
-			len(value), layout.XattrPrefix(index), name, fs.blockSize, syscall.ERANGE)
+		// fs/ext2 answers ERANGE here; the ext4 driver, which mounts
+		// ext2 in current kernels, ENOSPC, as for any value that does
+		// not fit, and so do we.
+		return fmt.Errorf("%w: value of %d bytes for %s%s, larger than a block (%d)",
+			ErrNoSpace, len(value), layout.XattrPrefix(index), name, fs.blockSize)
 	}
 	ib, err := fs.ibodyLocked(ino)
 	if err != nil {

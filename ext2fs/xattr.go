@@ -94,8 +94,8 @@ const (
 // Errors are *fs.PathError values wrapping the errno setxattr(2) gives:
 // syscall.EEXIST (XattrCreate, the attribute exists), syscall.ENODATA
 // (XattrReplace, it does not), syscall.ENOSPC (no room in the attribute
-// block, or no free block), syscall.ERANGE (an empty name or one of more
-// than 255 bytes, a value larger than a block), syscall.E2BIG (a value
+// block, a value larger than a block, or no free block), syscall.ERANGE
+// (an empty name or one of more than 255 bytes), syscall.E2BIG (a value
 // over 64 KiB), syscall.EOPNOTSUPP and errors.ErrUnsupported (a name in
 // no namespace ext2 stores), syscall.EINVAL and fs.ErrInvalid (an empty
 // name after the prefix, bad flags, a malformed ACL), syscall.EPERM
