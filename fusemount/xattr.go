@@ -10,19 +10,21 @@ import (
 
 // Extended attributes are read from the inode (package ext2: in-inode
 // attributes of large inodes and the attribute block, POSIX ACLs in the
-// VFS xattr format). Writing them is not implemented: setxattr and
-// removexattr fail with EOPNOTSUPP. The server answers the first of each
-// with ENOSYS, which the kernel turns into EOPNOTSUPP and remembers for
-// the mount (fc->no_setxattr, fc->no_removexattr in fs/fuse/xattr.c), so
-// it answers every later one itself: cp -a sets system.posix_acl_access
-// on every file it copies, and each answer from us was one more round
-// trip per file. (Once writing is implemented, these must answer for
-// real, not ENOSYS.)
+// VFS xattr format) and written as Linux's ext2 writes them
+// (ext2.FS.SetXattr: the attribute block, copied first if shared; an
+// attribute already in the inode body changed where it is).
 //
 // The mount does not ask for FUSE_POSIX_ACL, so the kernel reads POSIX ACLs
 // through getxattr for getfacl and getfattr but does not enforce them in
 // its permission checks (default_permissions looks at the mode bits
-// only).
+// only). It checks and converts an ACL that setfacl sets (posix_acl_valid,
+// vfs_set_acl) and passes it on as an xattr; storing it, package ext2 sets
+// the mode's permission bits from it as ext2_set_acl does. The kernel
+// sees the new mode at the next stat although the attribute timeout is
+// long: after a setxattr or removexattr it marks the inode's ctime stale
+// (fs/fuse/dir.c:fuse_update_ctime), and a stat asks for ctime. The
+// set-group-ID bit is not cleared on an ACL change (the kernel sends
+// FUSE_SETXATTR_ACL_KILL_SGID only to servers with FUSE_POSIX_ACL).
 var (
 	_ gofs.NodeGetxattrer    = (*node)(nil)
 	_ gofs.NodeListxattrer   = (*node)(nil)
@@ -81,21 +83,39 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 	return uint32(copy(dest, b)), 0
 }
 
-// Setxattr is not implemented yet: changing extended attributes (and
-// ACLs) of an ext2 image through the mount fails with EOPNOTSUPP, which
-// the kernel makes of our ENOSYS (see above).
+// Setxattr sets attribute attr to data (fs/xattr.c:vfs_setxattr through
+// fs/ext2/xattr.c:ext2_xattr_set); flags are XATTR_CREATE (EEXIST if the
+// attribute exists) and XATTR_REPLACE (ENODATA if it does not). No room
+// left in the attribute block is ENOSPC, a name in no namespace ext2
+// stores EOPNOTSUPP, a read-only mount EROFS.
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
-	if n.m.readOnly {
-		return syscall.EROFS
-	}
-	return syscall.ENOSYS
+	return n.changeXattr(attr, data, flags, false)
 }
 
-// Removexattr is not implemented yet (EOPNOTSUPP through ENOSYS), as
-// Setxattr.
+// Removexattr removes attribute attr (vfs_removexattr): ENODATA if it is
+// not there, except a POSIX ACL, whose removal succeeds either way as in
+// Linux.
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
+	return n.changeXattr(attr, nil, 0, true)
+}
+
+func (n *node) changeXattr(attr string, data []byte, flags uint32, remove bool) syscall.Errno {
 	if n.m.readOnly {
 		return syscall.EROFS
 	}
-	return syscall.ENOSYS
+	ino, e := n.acquire()
+	if e != 0 {
+		return e
+	}
+	defer n.m.fs.Iput(ino)
+	var err error
+	if remove {
+		err = n.m.fs.RemoveXattr(ino, attr)
+	} else {
+		if data == nil {
+			data = []byte{}
+		}
+		err = n.m.fs.SetXattr(ino, attr, data, int(flags))
+	}
+	return errno(err)
 }
