@@ -137,6 +137,12 @@ type FormatOptions struct {
 	// Time stamps the superblock and the new inodes; default now. Fixing
 	// it (with UUID and HashSeed) makes Format's output reproducible.
 	Time time.Time
+	// DeviceZeroed tells that the device reads as zeros (a file just
+	// created or truncated to its size): the inode tables are then not
+	// written with zeros, as mke2fs skips zeroing after discarding a
+	// device that then reads back zeros. Only their blocks holding the
+	// reserved inodes, the root and lost+found are written.
+	DeviceZeroed bool
 }
 
 // formatPlan is the geometry Format computed, all counts in blocks of
@@ -536,7 +542,9 @@ func Format(dev block.Device, opts FormatOptions) error {
 
 	// Inode tables, zeroed, with inodes 1, 2 and 11 filled in.
 	for g := range p.groups {
-		w.zero(uint64(gds[g].InodeTable), uint64(p.itableBlocks))
+		if !opts.DeviceZeroed {
+			w.zero(uint64(gds[g].InodeTable), uint64(p.itableBlocks))
+		}
 	}
 	filetype := p.features.Incompat&layout.IncompatFiletype != 0
 	newInode := func(mode uint16, links uint16, blocks []uint64) *layout.Inode {

@@ -112,6 +112,9 @@ func formatImage(image string, size int64, opts ext2.FormatOptions) error {
 	if opts.BlockSize != 0 {
 		size -= size % int64(opts.BlockSize)
 	}
+	// ext2fs.Format truncates the image file to nothing and then to
+	// size: it reads as zeros, and the inode tables need no writing.
+	opts.DeviceZeroed = true
 	if err := ext2fs.Format(image, size, opts); err != nil {
 		return fmt.Errorf("%s: %s", image, errText(err))
 	}
