@@ -82,9 +82,9 @@ type globals struct {
 	cache    string // page-cache limit, e.g. "256M"
 	stats    string // "", "text" or "json"
 	readOnly bool
-	// cpuProfile is the file of a CPU profile of the run (hidden
-	// --cpuprofile flag, for developers), or "".
-	cpuProfile string
+	// cpuProfile and trace are the files of a CPU profile and an
+	// execution trace of the run (hidden flags, for developers), or "".
+	cpuProfile, trace string
 }
 
 // app is one run of the command: its flags, output streams and the I/O
@@ -99,6 +99,7 @@ type app struct {
 	// command is the name of the command that ran, for --stats.
 	command string
 	profile *os.File // open while a CPU profile is being written
+	trace   *os.File // open while an execution trace is being written
 }
 
 func newRoot(a *app) *cobra.Command {
@@ -122,7 +123,9 @@ Try "mpage demo" first.`,
 	pf.Lookup("stats").NoOptDefVal = "text"
 	pf.BoolVar(&g.readOnly, "readonly", false, "open images read-only; commands that change an image fail")
 	pf.StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile of the command to this file (for go tool pprof)")
+	pf.StringVar(&g.trace, "trace", "", "write an execution trace of the command to this file (for go tool trace)")
 	pf.MarkHidden("cpuprofile")
+	pf.MarkHidden("trace")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		a.command = cmd.Name()
@@ -136,7 +139,7 @@ Try "mpage demo" first.`,
 			return usagef("--cache: %v", err)
 		}
 		a.cache = n
-		return a.startProfile(g.cpuProfile)
+		return a.startProfile(g.cpuProfile, g.trace)
 	}
 	root.AddCommand(
 		newMkfsCmd(a),

@@ -1,37 +1,58 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"runtime/trace"
 )
 
-// startProfile starts a CPU profile of the run into path (the hidden
-// --cpuprofile flag); "" does nothing.
-func (a *app) startProfile(path string) error {
-	if path == "" {
-		return nil
+// startProfile starts a CPU profile of the run into cpuPath (the hidden
+// --cpuprofile flag) and an execution trace into tracePath (--trace, for
+// go tool trace: where goroutines waited, system calls, scheduling); ""
+// starts nothing.
+func (a *app) startProfile(cpuPath, tracePath string) error {
+	if cpuPath != "" {
+		f, err := os.Create(cpuPath)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: cannot create %s: %v", cpuPath, errors.Unwrap(err))
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return fmt.Errorf("--cpuprofile %s: %w", cpuPath, err)
+		}
+		a.profile = f
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("--cpuprofile: %w", err)
+	if tracePath != "" {
+		f, err := os.Create(tracePath)
+		if err != nil {
+			return fmt.Errorf("--trace: cannot create %s: %v", tracePath, errors.Unwrap(err))
+		}
+		if err := trace.Start(f); err != nil {
+			f.Close()
+			return fmt.Errorf("--trace %s: %w", tracePath, err)
+		}
+		a.trace = f
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return fmt.Errorf("--cpuprofile %s: %w", path, err)
-	}
-	a.profile = f
 	return nil
 }
 
-// stopProfile ends the CPU profile, if one is being written.
+// stopProfile ends the CPU profile and the trace, if they are being
+// written.
 func (a *app) stopProfile() {
-	if a.profile == nil {
-		return
+	var errs []error
+	if a.profile != nil {
+		pprof.StopCPUProfile()
+		errs = append(errs, a.profile.Close())
+		a.profile = nil
 	}
-	pprof.StopCPUProfile()
-	if err := a.profile.Close(); err != nil {
-		fmt.Fprintf(a.stderr, "mpage: --cpuprofile: %v\n", err)
+	if a.trace != nil {
+		trace.Stop()
+		errs = append(errs, a.trace.Close())
+		a.trace = nil
 	}
-	a.profile = nil
+	if err := errors.Join(errs...); err != nil {
+		fmt.Fprintf(a.stderr, "mpage: writing the profile: %v\n", err)
+	}
 }
