@@ -47,14 +47,26 @@ func (a *aops) ReadPages(m *pagecache.Mapping, pages []*pagecache.Page) error {
 // WritePage mirrors fs/ext2/inode.c:ext2_writepage() →
 // block_write_full_page().
 func (a *aops) WritePage(p *pagecache.Page, wbc *pagecache.WritebackControl) error {
-	return buffer.WriteFullPage(p, a.ino.getBlock, wbc)
+	err := buffer.WriteFullPage(p, a.ino.getBlock, wbc)
+	a.ino.fs.unpark(a.ino)
+	return err
 }
 
 // WritePages mirrors fs/ext2/inode.c:ext2_writepages() →
 // mpage_writepages(), with WritePage as the fallback for pages mpage
 // cannot put in a bio.
+//
+// An inode that shrinkInodes parked for its dirty pages goes back on the
+// inode cache's unused list once they are written.
 func (a *aops) WritePages(m *pagecache.Mapping, wbc *pagecache.WritebackControl) error {
-	return mpage.WritePages(m, wbc, a.ino.getBlock, a.WritePage)
+	err := mpage.WritePages(m, wbc, a.ino.getBlock, a.writePage)
+	a.ino.fs.unpark(a.ino)
+	return err
+}
+
+// writePage is WritePage without the unpark, for WritePages' fallback.
+func (a *aops) writePage(p *pagecache.Page, wbc *pagecache.WritebackControl) error {
+	return buffer.WriteFullPage(p, a.ino.getBlock, wbc)
 }
 
 // WriteBegin mirrors fs/ext2/inode.c:ext2_write_begin() →

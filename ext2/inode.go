@@ -44,6 +44,15 @@ type Inode struct {
 	evicted bool
 	lru     *list.Element // on fs.icache.lru: unused (refs 0, or only cachedInodes's)
 	touched bool          // referenced since shrinkInodes pinned it
+	// parked: unused, but off the list because shrinkInodes found dirty
+	// pages in its mapping; it goes back on the list when those pages
+	// are written (aops) or a reference is taken (grabLocked).
+	parked bool
+
+	// wbGen counts writeback calls on the mapping (aops.WritePages,
+	// WritePage), so that shrinkInodes does not park an inode whose
+	// pages were written while it looked.
+	wbGen atomic.Uint64
 }
 
 // Ino is the inode number.
@@ -257,10 +266,26 @@ func (fs *FS) Iget(n uint32) (*Inode, error) {
 func (fs *FS) grabLocked(ino *Inode) {
 	ino.refs++
 	ino.touched = true
+	ino.parked = false
 	if ino.lru != nil {
 		fs.icache.lru.Remove(ino.lru)
 		ino.lru = nil
 	}
+}
+
+// unpark puts an inode that shrinkInodes parked for its dirty pages back
+// on the unused list, at the old end where the next shrink looks first:
+// its pages have just been written. The writeback generation is bumped
+// first, so that a shrink deciding to park it meanwhile sees the change
+// and keeps it on the list instead.
+func (fs *FS) unpark(ino *Inode) {
+	ino.wbGen.Add(1)
+	fs.icache.Lock()
+	if ino.parked && ino.refs == 0 && !ino.evicted && ino.lru == nil {
+		ino.parked = false
+		ino.lru = fs.icache.lru.PushBack(ino)
+	}
+	fs.icache.Unlock()
 }
 
 // Iput gives back a reference taken by Iget or NewInode (iput). When the
@@ -285,7 +310,7 @@ func (fs *FS) Iput(ino *Inode) {
 		// (inode_lru_list_add), from which shrinkInodes evicts the
 		// least recently used when the cache holds too many.
 		fs.icache.Lock()
-		if ino.refs == 0 && !ino.evicted && ino.lru == nil {
+		if ino.refs == 0 && !ino.evicted && ino.lru == nil && !ino.parked {
 			ino.lru = fs.icache.lru.PushFront(ino)
 		}
 		over := len(fs.icache.m) > fs.icache.limit && fs.icache.limit > 0
@@ -350,40 +375,61 @@ func (fs *FS) CachedInodes() int {
 // inode table buffer (a dirty inode is written first: write_inode). Its
 // clean pages are dropped (truncate_inode_pages_final), its mapping
 // unregistered from the flusher and its reservation window given back.
-// Inodes it must skip stay cached, at the recent end of the list. Only
-// one shrink runs at a time; a caller finding one under way returns.
+// Only one shrink runs at a time; a caller finding one under way returns.
+//
+// An inode whose mapping has dirty pages is parked: taken off the list
+// until its pages are written (unpark) or it is used again, as Linux's
+// inode_lru_isolate rotates such inodes off the part of the list it
+// scans. Without that, every Iput past the limit rescanned all the
+// unused inodes with dirty pages (creating thousands of files, whose data
+// waits for writeback, cost O(n²)). Other inodes it must keep (in use
+// again, pages under writeback, or not writable) go to the recent end of
+// the list. Each inode is looked at once per shrink at most, and each
+// look evicts it, parks it or moves it: work proportional to the inodes
+// that came onto the list since, not to those waiting there.
 func (fs *FS) shrinkInodes() {
 	if !fs.icache.shrinking.TryLock() {
 		return
 	}
 	defer fs.icache.shrinking.Unlock()
 
-	// Pin candidates from the old end of the list with a reference of
-	// our own, so they cannot go away (or be deleted) while we look.
 	fs.icache.Lock()
 	excess := len(fs.icache.m) - fs.icache.limit
-	var cands []*Inode
-	for e := fs.icache.lru.Back(); e != nil && excess > 0 && len(cands) < excess+shrinkScanExtra; {
-		prev := e.Prev()
+	budget := fs.icache.lru.Len() // each inode on the list looked at once
+	fs.icache.Unlock()
+
+	var gone []*Inode
+	for ; len(gone) < excess && budget > 0; budget-- {
+		// Pin the oldest unused inode with a reference of our own, so
+		// that it cannot go away (or be deleted) while we look.
+		fs.icache.Lock()
+		e := fs.icache.lru.Back()
+		if e == nil {
+			fs.icache.Unlock()
+			break
+		}
 		ino := e.Value.(*Inode)
 		fs.icache.lru.Remove(e)
 		ino.lru = nil
 		ino.refs++
 		ino.touched = false
-		cands = append(cands, ino)
-		e = prev
-	}
-	fs.icache.Unlock()
+		fs.icache.scanned++
+		fs.icache.Unlock()
 
-	var gone []*Inode
-	for _, ino := range cands {
-		ok := len(gone) < excess && fs.evictable(ino)
+		gen := ino.wbGen.Load()
+		ok, park := fs.evictable(ino)
 		fs.icache.Lock()
 		if ok && ino.refs == 1 && !ino.touched && !ino.evicted && !ino.dirty.Load() {
 			ino.refs = 0
 			ino.evicted = true
 			delete(fs.icache.m, ino.ino)
 			gone = append(gone, ino)
+			fs.icache.Unlock()
+			continue
+		}
+		if park && ino.refs == 1 && !ino.touched && !ino.evicted && ino.wbGen.Load() == gen {
+			ino.refs = 0
+			ino.parked = true
 			fs.icache.Unlock()
 			continue
 		}
@@ -399,30 +445,35 @@ func (fs *FS) shrinkInodes() {
 }
 
 // evictable reports whether an inode pinned by shrinkInodes may leave the
-// cache, writing it to its inode table buffer if it is dirty.
-func (fs *FS) evictable(ino *Inode) bool {
+// cache, writing it to its inode table buffer if it is dirty; if not,
+// park reports that it cannot until its dirty pages are written (or, on
+// a mount that cannot write, ever).
+func (fs *FS) evictable(ino *Inode) (ok, park bool) {
 	if fs.closed.Load() {
-		return false
+		return false, false
 	}
 	ino.mu.RLock()
 	linked := ino.disk.LinksCount > 0
 	ino.mu.RUnlock()
 	if !linked {
-		return false
+		return false, false
 	}
-	if ino.m != nil && (ino.m.Tagged(pagecache.TagDirty) || ino.m.Tagged(pagecache.TagWriteback)) {
-		return false
+	if ino.m != nil && ino.m.Tagged(pagecache.TagDirty) {
+		return false, true
+	}
+	if ino.m != nil && ino.m.Tagged(pagecache.TagWriteback) {
+		return false, false
 	}
 	if ino.dirty.Load() {
 		if fs.readOnly.Load() && !fs.writableAtMount() {
-			return false
+			return false, true
 		}
 		if err := ino.writeInode(); err != nil {
 			fs.logf("ext2: writing inode %d to evict it: %v", ino.ino, err)
-			return false
+			return false, false
 		}
 	}
-	return true
+	return true, false
 }
 
 // dropInode frees what an inode evicted by shrinkInodes holds in memory:

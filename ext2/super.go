@@ -150,9 +150,10 @@ type FS struct {
 
 	icache struct {
 		sync.Mutex
-		m     map[uint32]*Inode // inodes in memory, by number
-		lru   list.List         // of *Inode: the unused ones, most recent first
-		limit int               // evict unused inodes beyond this many (never changes)
+		m       map[uint32]*Inode // inodes in memory, by number
+		lru     list.List         // of *Inode: the unused ones, most recent first
+		limit   int               // evict unused inodes beyond this many (never changes)
+		scanned int64             // inodes shrinkInodes has looked at (tests)
 
 		// shrinking is held by the one shrinkInodes at work; it is
 		// only ever TryLocked, so it orders with nothing.
