@@ -355,6 +355,9 @@ func (fs *FS) writeXattrInPlace(blk int64, b []byte) bool {
 		bh.Unlock()
 		return false
 	}
+	// b was copied when another inode may still have shared the block
+	// (it let go since): its h_refcount is stale.
+	binary.LittleEndian.PutUint32(b[4:], 1)
 	copy(bh.Data, b)
 	bh.Unlock()
 	fs.bc.MarkDirty(bh)

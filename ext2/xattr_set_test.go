@@ -763,3 +763,96 @@ func FuzzACLFromXattr(f *testing.F) {
 		}
 	})
 }
+
+// TestSetXattrSharedConcurrent has eight inodes that share one attribute
+// block (the kernel's doing) change their attributes at the same time:
+// each copy on write lowers the shared refcount under the buffer lock,
+// the last one left modifies the block in place, and e2fsck, which counts
+// the inodes naming each block against h_refcount, is clean after.
+func TestSetXattrSharedConcurrent(t *testing.T) {
+	oracle.Tool(t, "setfattr")
+	image := makeImage(t, 1024, 128, 8<<20, "")
+	mnt := oracle.LoopMount(t, image, false)
+	const n = 8
+	for i := range n {
+		p := filepath.Join(mnt, fmt.Sprintf("s%d", i))
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		runTool(t, "setfattr", "-n", "user.same", "-v", "value", p)
+	}
+	oracle.Umount(t, mnt)
+	shared := xattrBlockOf(t, image, "/s0")
+	if got := xattrRefcount(t, image, shared); got != n {
+		t.Skipf("the kernel shared the block among %d inodes, not %d", got, n)
+	}
+	want := map[string]map[string][]byte{}
+	changeImage(t, image, func(fs *FS, root *Inode) {
+		inos := make([]*Inode, n)
+		for i := range n {
+			inos[i] = lookupT(t, fs, fmt.Sprintf("/s%d", i))
+		}
+		errs := make(chan error, n)
+		for i, ino := range inos {
+			go func() {
+				var err error
+				for round := range 5 {
+					if err = fs.SetXattr(ino, "user.same", []byte(fmt.Sprintf("inode %d round %d", i, round)), XattrReplace); err != nil {
+						break
+					}
+				}
+				if err == nil && i%2 == 0 {
+					err = fs.RemoveXattr(ino, "user.same")
+				}
+				errs <- err
+			}()
+		}
+		for range n {
+			if err := <-errs; err != nil {
+				t.Errorf("concurrent change: %v", err)
+			}
+		}
+		for i, ino := range inos {
+			f := fmt.Sprintf("s%d", i)
+			want[f] = map[string][]byte{}
+			if i%2 == 1 {
+				want[f]["user.same"] = []byte(fmt.Sprintf("inode %d round 4", i))
+			}
+			checkXattrs(t, fs, ino, want[f])
+		}
+	})
+	oracle.RequireClean(t, image)
+	checkDebugfsXattrs(t, image, want)
+}
+
+// TestWriteXattrInPlaceStaleRefcount: the copy of a block that SetXattr
+// edits may have been taken while another inode still shared the block;
+// when that inode has let go by the time of the write (h_refcount 1),
+// the block is written in place with h_refcount 1, not the stale count.
+func TestWriteXattrInPlaceStaleRefcount(t *testing.T) {
+	image := makeImage(t, 1024, 128, 8<<20, xattrTestTree(t, 1))
+	fs := mountImage(t, image, Options{})
+	f := lookupT(t, fs, "/f0")
+	if err := fs.SetXattr(f, "user.a", []byte("a"), 0); err != nil {
+		t.Fatal(err)
+	}
+	blk := int64(f.Stat().FileACL)
+	bh, err := fs.bc.Bread(blk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := bytes.Clone(bh.Data)
+	fs.bc.Release(bh)
+	binary.LittleEndian.PutUint32(stale[4:], 2)
+	if !fs.writeXattrInPlace(blk, stale) {
+		t.Fatal("writeXattrInPlace refused a block of h_refcount 1")
+	}
+	bh, err = fs.bc.Bread(blk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.bc.Release(bh)
+	if got := binary.LittleEndian.Uint32(bh.Data[4:]); got != 1 {
+		t.Errorf("h_refcount after writing a copy taken when it was 2: got %d, want 1", got)
+	}
+}
