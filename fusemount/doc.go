@@ -103,8 +103,9 @@
 //
 // # Not supported
 //
-// fallocate (ext2 has none: EOPNOTSUPP, as Linux's ext2), extended
-// attributes (ENOTSUP), O_TMPFILE, RENAME_EXCHANGE and RENAME_WHITEOUT
-// (EINVAL, as Linux's ext2), and file locks in the filesystem (the kernel
-// keeps POSIX and flock locks locally).
+// fallocate (ext2 has none: EOPNOTSUPP, as Linux's ext2), O_TMPFILE,
+// RENAME_EXCHANGE and RENAME_WHITEOUT (EINVAL, as Linux's ext2), and file
+// locks in the filesystem (the kernel keeps POSIX and flock locks
+// locally). Extended attributes are read and written (xattr.go), POSIX
+// ACLs included; --no-xattr turns them off.
 package fusemount

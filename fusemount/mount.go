@@ -120,7 +120,8 @@ func Mount(fsys *ext2fs.FS, dir string, opts Options) (*Server, error) {
 		FsName:     fsName,
 		Name:       "mpage",
 		MaxWrite:   maxWrite,
-		// Extended attributes are read from the image (xattr.go).
+		// Extended attributes are read from and written to the image
+		// (xattr.go).
 		DisableXAttrs: opts.NoXattr,
 		// Read replies are written to the device with one writev.
 		// go-fuse would otherwise splice them: copy the data into a

@@ -24,9 +24,6 @@ var posixSkips = map[string]string{
 	// locks itself, as on a local filesystem, where this case fails
 	// too.
 	"FcntlFlockLocksFile": "expects OFD-lock conflicts within one process; POSIX locks of one process never conflict",
-	// Extended attributes are read-only for now (setxattr answers
-	// EOPNOTSUPP); XAttrLarge skips itself on that answer.
-	"XAttr": "sets an attribute; writing extended attributes is not implemented (EOPNOTSUPP)",
 }
 
 // TestPosix runs go-fuse's POSIX conformance table against the mount,
