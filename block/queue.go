@@ -231,6 +231,9 @@ func (q *Queue) SetAllocFault(f func(nrVecs int) bool) { q.allocFail = f }
 // Calls are serialized. Call before any I/O.
 func (q *Queue) SetTrace(f func(Request)) { q.trace = f }
 
+// initialVecs is the vector capacity a bio starts with.
+const initialVecs = 4
+
 // AllocBio allocates a bio for nrVecs segments starting at sector (bio_alloc).
 // It returns nil when the bio budget is exhausted; callers retry with fewer
 // vectors or fall back, as fs/mpage.c does.
@@ -247,7 +250,12 @@ func (q *Queue) AllocBio(op Op, sector int64, nrVecs int) *Bio {
 		return nil
 	}
 	q.vecsOut += nrVecs
-	return &Bio{Op: op, Sector: sector, q: q, maxVecs: nrVecs, Vecs: make([]Vec, 0, nrVecs)}
+	// The vector starts small and grows in AddPage up to maxVecs: most
+	// bios of a tree of small files carry one page, and a vector of
+	// nrVecs (often 1024 slots, 40 KiB) for each was most of what mkfs
+	// --from allocated (Linux picks a biovec slab by size for the same
+	// reason). nrVecs still counts fully against the budget.
+	return &Bio{Op: op, Sector: sector, q: q, maxVecs: nrVecs, Vecs: make([]Vec, 0, min(nrVecs, initialVecs))}
 }
 
 // Submit queues b for I/O (submit_bio, generic_make_request and
