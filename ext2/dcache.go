@@ -62,12 +62,21 @@ type dcache struct {
 // dirCache is what the cache knows of one directory. Guarded by
 // dcache.mu.
 type dirCache struct {
-	names map[string]uint32 // name → inode number
+	names map[string]dcEntry // name → where the entry is and what it names
 	// room[ib] is the largest entry (layout.DirEntryLen) that fits in
 	// block ib: the rec_len of its largest unused record, or the
 	// largest slack after an entry's own length (ext2_add_link's two
 	// tests). nil until a walk of every block has recorded it.
 	room []int32
+}
+
+// dcEntry is what the cache knows of one name: the inode it names and
+// the directory block that holds its entry. An entry never leaves its
+// block (ext2 neither compacts nor shrinks a directory), so the block
+// stays right while the name is there.
+type dcEntry struct {
+	ino uint32
+	ib  uint32 // file block of the directory
 }
 
 // init makes the empty cache (Mount).
@@ -90,30 +99,46 @@ func (dc *dcache) close() {
 // a name that is not there.
 // Preconditions: dir.mu is held (shared is enough).
 func (fs *FS) dcacheLookupLocked(dir *Inode, name string) (ino uint32, ok bool, err error) {
+	e, ok, err := fs.dcacheEntryLocked(dir, name)
+	return e.ino, ok, err
+}
+
+// dcacheEntryLocked is dcacheLookupLocked returning the block of the
+// entry too. A directory in which a name appears twice (a corrupt one)
+// is not cached: removing the first entry of the name would leave the
+// map without it while a walk finds the second.
+// Preconditions: dir.mu is held (shared is enough).
+func (fs *FS) dcacheEntryLocked(dir *Inode, name string) (e dcEntry, ok bool, err error) {
 	if dir.disk.Size() < dcacheMinSize {
-		return 0, false, nil
+		return dcEntry{}, false, nil
 	}
 	dc := &fs.dcache
 	dc.mu.Lock()
 	d, ok := dc.dirs[dir.ino]
 	if ok {
-		ino = d.names[name]
+		e = d.names[name]
 	}
 	dc.mu.Unlock()
 	if ok {
-		return ino, true, nil
+		return e, true, nil
 	}
-	m := map[string]uint32{}
+	m := map[string]dcEntry{}
+	ib, dup := uint32(0), false
 	err = fs.dirBlocksLocked(dir, func(ents []layout.DirEntry) bool {
 		for _, e := range ents {
-			if _, dup := m[e.Name]; e.Inode != 0 && !dup { // the first of a name wins, as in findEntryLocked
-				m[e.Name] = e.Inode
+			if e.Inode == 0 {
+				continue
 			}
+			if _, dup = m[e.Name]; dup {
+				return false
+			}
+			m[e.Name] = dcEntry{ino: e.Inode, ib: ib}
 		}
+		ib++
 		return true
 	})
-	if err != nil {
-		return 0, false, err
+	if err != nil || dup {
+		return dcEntry{}, false, err
 	}
 	// Writers of dir are shut out by dir.mu until the caller is done,
 	// so m is still what dir holds.
@@ -133,17 +158,17 @@ func (fs *FS) dcacheLookupLocked(dir *Inode, name string) (ino uint32, ok bool, 
 	return m[name], true, nil
 }
 
-// dcacheSetLocked records name → ino in dir's map, if it has one
-// (ext2_add_link, ext2_set_link).
+// dcacheSetLocked records name → ino, in block ib, in dir's map, if it
+// has one (ext2_add_link, ext2_set_link).
 // Preconditions: dir.mu is held exclusively.
-func (fs *FS) dcacheSetLocked(dir *Inode, name string, ino uint32) {
+func (fs *FS) dcacheSetLocked(dir *Inode, name string, ino uint32, ib int64) {
 	dc := &fs.dcache
 	dc.mu.Lock()
 	if d, ok := dc.dirs[dir.ino]; ok {
 		if _, had := d.names[name]; !had {
 			dc.names++
 		}
-		d.names[name] = ino
+		d.names[name] = dcEntry{ino: ino, ib: uint32(ib)}
 	}
 	dc.mu.Unlock()
 }
@@ -151,7 +176,7 @@ func (fs *FS) dcacheSetLocked(dir *Inode, name string, ino uint32) {
 // dcacheSetSlotLocked records that the entry in slot now holds ino.
 // Preconditions: dir.mu is held exclusively; slot is an entry of dir.
 func (fs *FS) dcacheSetSlotLocked(dir *Inode, slot *dirSlot, ino uint32) {
-	fs.dcacheSetLocked(dir, fs.slotName(slot), ino)
+	fs.dcacheSetLocked(dir, fs.slotName(slot), ino, slot.ib)
 }
 
 // dcacheRemoveLocked drops the name of the entry in slot from dir's map

@@ -130,36 +130,72 @@ func (fs *FS) walkRecords(data []byte, visit func(rec layout.DirRecord)) error {
 
 // findEntryLocked looks for name in directory dir, mirroring
 // fs/ext2/dir.c:ext2_find_entry() (a linear scan of every block, hashed
-// directories included). It returns nil when name is not there.
+// directories included). It returns nil when name is not there. In a
+// directory with a name cache (dcache.go) the cache answers instead: a
+// name it does not hold is not there, and the entry of one it holds is
+// in the block it records, the only block read (Unlink, Rmdir and
+// Rename's lookups in a large directory). Should that block not hold
+// the name after all, the directory's cache is dropped and every block
+// walked.
 // Preconditions: dir.mu is held (shared is enough).
 func (fs *FS) findEntryLocked(dir *Inode, name string) (*dirSlot, error) {
 	n := fs.dirBlockCount(dir)
-	for ib := int64(0); ib < n; ib++ {
-		bh, blk, err := fs.readDirBlockLocked(dir, ib)
-		if err != nil {
-			return nil, err
+	e, cached, err := fs.dcacheEntryLocked(dir, name)
+	if err != nil {
+		return nil, err
+	}
+	if cached {
+		if e.ino == 0 {
+			return nil, nil
 		}
-		var slot *dirSlot
-		prev := -1
-		bh.Lock()
-		data := bh.Data
-		derr := fs.walkRecords(data, func(rec layout.DirRecord) {
-			if slot == nil && rec.Inode != 0 && rec.NameLen == len(name) && string(rec.Name(data)) == name {
-				slot = &dirSlot{ib: ib, blk: blk, bh: bh, rec: rec, prev: prev}
+		if int64(e.ib) < n {
+			slot, err := fs.findInBlockLocked(dir, int64(e.ib), name)
+			if err != nil || (slot != nil && slot.rec.Inode == e.ino) {
+				return slot, err
 			}
-			prev = rec.Offset
-		})
-		bh.Unlock()
-		if derr != nil {
-			fs.bc.Release(bh)
-			return nil, fs.dirCorrupt(dir, ib, blk, derr)
+			fs.releaseSlot(slot)
 		}
-		if slot != nil {
-			return slot, nil
+		// The cache is wrong about dir: forget it and walk. A shared
+		// hold of dir.mu shuts out its writers, the only ones that
+		// change its map, so dropping it here races with nobody.
+		fs.dcacheDropLocked(dir)
+	}
+	for ib := int64(0); ib < n; ib++ {
+		slot, err := fs.findInBlockLocked(dir, ib, name)
+		if err != nil || slot != nil {
+			return slot, err
 		}
-		fs.bc.Release(bh)
 	}
 	return nil, nil
+}
+
+// findInBlockLocked looks for name in block ib of directory dir, checking
+// the whole block; nil when it is not there.
+// Preconditions: dir.mu is held (shared is enough).
+func (fs *FS) findInBlockLocked(dir *Inode, ib int64, name string) (*dirSlot, error) {
+	bh, blk, err := fs.readDirBlockLocked(dir, ib)
+	if err != nil {
+		return nil, err
+	}
+	var slot *dirSlot
+	prev := -1
+	bh.Lock()
+	data := bh.Data
+	derr := fs.walkRecords(data, func(rec layout.DirRecord) {
+		if slot == nil && rec.Inode != 0 && rec.NameLen == len(name) && string(rec.Name(data)) == name {
+			slot = &dirSlot{ib: ib, blk: blk, bh: bh, rec: rec, prev: prev}
+		}
+		prev = rec.Offset
+	})
+	bh.Unlock()
+	if derr != nil {
+		fs.bc.Release(bh)
+		return nil, fs.dirCorrupt(dir, ib, blk, derr)
+	}
+	if slot == nil {
+		fs.bc.Release(bh)
+	}
+	return slot, nil
 }
 
 // release drops the slot's buffer reference.
@@ -288,7 +324,7 @@ func (fs *FS) addLinkLocked(dir *Inode, name string, ino uint32, mode uint16) er
 		bh.Unlock()
 		fs.bc.MarkDirty(bh)
 		dir.dirChangedLocked(now, 0)
-		fs.dcacheSetLocked(dir, name, ino)
+		fs.dcacheSetLocked(dir, name, ino, slot.ib)
 		fs.dcacheSetRoomLocked(dir, slot.ib, room)
 		return nil
 	}
@@ -299,7 +335,7 @@ func (fs *FS) addLinkLocked(dir *Inode, name string, ino uint32, mode uint16) er
 	}
 	fs.fillNewBlock(blk, func(b []byte) { fs.encodeDirEntry(b, 0, ino, fs.blockSize, ft, name) })
 	dir.dirChangedLocked(now, uint64(n+1)<<fs.blockBits)
-	fs.dcacheSetLocked(dir, name, ino)
+	fs.dcacheSetLocked(dir, name, ino, n)
 	fs.dcacheSetRoomLocked(dir, n, int32(fs.blockSize-need))
 	return nil
 }

@@ -25,10 +25,10 @@ func cachedNames(fs *FS, dir *Inode) (map[string]uint32, bool) {
 	return copyNames(d.names), true
 }
 
-func copyNames(m map[string]uint32) map[string]uint32 {
+func copyNames(m map[string]dcEntry) map[string]uint32 {
 	out := make(map[string]uint32, len(m))
 	for k, v := range m {
-		out[k] = v
+		out[k] = v.ino
 	}
 	return out
 }
