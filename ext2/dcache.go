@@ -2,11 +2,12 @@ package ext2
 
 // The name cache of large directories: for each directory of at least
 // dcacheMinSize bytes that was searched, a map from every name in it to
-// its inode number, so that a lookup (LookupInode) costs a map access
-// rather than a walk of every block (Linux's dentry cache plays this part
-// for ext2; here only the lookups of LookupInode use it, and it holds
-// missing names too: a name not in a cached directory's map is not
-// there).
+// its inode number and the directory block holding its entry, so that a
+// lookup (LookupInode) costs a map access rather than a walk of every
+// block, and finding the entry to remove or replace (findEntryLocked:
+// Unlink, Rmdir, Rename) reads one block (Linux's dentry cache plays
+// this part for ext2; it holds missing names too: a name not in a
+// cached directory's map is not there).
 //
 // A directory's map is built by one full walk of its blocks under its
 // i_mutex held shared, and kept in step by the functions that change
