@@ -325,18 +325,29 @@ func (f *FS) Readlink(name string) (string, error) {
 	return f.readlink(name, rel)
 }
 
-// change resolves name and calls fn with its inode locked.
-func (f *FS) change(op, name string, follow bool, fn func(ino *ext2.Inode) error) error {
+// walkWritable resolves name for a change of its inode: the filesystem
+// must be writable. The caller puts the inode (Iput) when done; errors
+// are *fs.PathError for op.
+func (f *FS) walkWritable(op, name string, follow bool) (*ext2.Inode, error) {
 	if err := f.checkWritable(); err != nil {
-		return &fs.PathError{Op: op, Path: name, Err: err}
+		return nil, &fs.PathError{Op: op, Path: name, Err: err}
 	}
 	rel, err := osName(name)
 	if err != nil {
-		return &fs.PathError{Op: op, Path: name, Err: err}
+		return nil, &fs.PathError{Op: op, Path: name, Err: err}
 	}
 	ino, err := f.walk(rel, follow)
 	if err != nil {
-		return pathErr(op, name, err)
+		return nil, pathErr(op, name, err)
+	}
+	return ino, nil
+}
+
+// change resolves name and calls fn with its inode locked.
+func (f *FS) change(op, name string, follow bool, fn func(ino *ext2.Inode) error) error {
+	ino, err := f.walkWritable(op, name, follow)
+	if err != nil {
+		return err
 	}
 	defer f.fs.Iput(ino)
 	ino.Lock()

@@ -131,16 +131,9 @@ func (f *FS) Lremovexattr(name, attr string) error {
 
 // setxattr does the Setxattr and Removexattr calls.
 func (f *FS) setxattr(op, name, attr string, data []byte, flags int, follow, remove bool) error {
-	if err := f.checkWritable(); err != nil {
-		return &fs.PathError{Op: op, Path: name, Err: err}
-	}
-	rel, err := osName(name)
+	ino, err := f.walkWritable(op, name, follow)
 	if err != nil {
-		return &fs.PathError{Op: op, Path: name, Err: err}
-	}
-	ino, err := f.walk(rel, follow)
-	if err != nil {
-		return pathErr(op, name, err)
+		return err
 	}
 	defer f.fs.Iput(ino)
 	if remove {
