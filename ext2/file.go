@@ -75,6 +75,19 @@ func (fs *FS) Open(ino *Inode, writable bool) (*File, error) {
 	}, nil
 }
 
+// SetRandom turns the handle's readahead off (random) or back to the
+// default, as posix_fadvise(POSIX_FADV_RANDOM) and POSIX_FADV_NORMAL do
+// (FMODE_RANDOM): with it off, a read that misses the page cache reads
+// just the pages it asks for, neither a window around them nor, from
+// cached pages next to them, a guessed stream (try_context_readahead).
+func (f *File) SetRandom(random bool) {
+	if random {
+		f.ra.SetMaxPages(-1)
+	} else {
+		f.ra.SetMaxPages(0)
+	}
+}
+
 // Inode is the file's inode.
 func (f *File) Inode() *Inode { return f.ino }
 

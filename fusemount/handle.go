@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -19,6 +20,13 @@ type handle struct {
 	m      *mount
 	f      *ext2.File // never changes
 	append bool       // opened with O_APPEND; never changes
+
+	// Random-access detection (noteRead): where the last READ ended,
+	// how many small READs in a row started elsewhere, and whether the
+	// handle's readahead is off for that.
+	lastEnd   atomic.Int64
+	randomRun atomic.Int32
+	random    atomic.Bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -47,8 +55,42 @@ func (m *mount) unregister(c closer) {
 	m.mu.Unlock()
 }
 
+// Random-access detection: the kernel keeps posix_fadvise to itself (a
+// FUSE server never hears of POSIX_FADV_RANDOM, which fio's random jobs
+// set), so the handle infers it from the READs it gets. The kernel sends
+// a sequential reader's data in READs that continue each other, and
+// grows them with its own readahead; a random reader's are small and
+// each starts elsewhere. After randomReadRun such READs in a row the
+// handle's readahead is turned off (ext2.File.SetRandom), as
+// FMODE_RANDOM would: every page our cache misses is then read alone,
+// not with a window of pages around it that a random reader never
+// reads (our readahead guesses a stream from cached pages next to a
+// miss, try_context_readahead, and from readahead markers it meets).
+// A READ that continues the last one, or a large one, turns it on again.
+const (
+	randomReadRun = 4
+	randomReadMax = 16 << 10 // larger READs count as sequential
+)
+
+// noteRead feeds a READ of n bytes at off to the detection. Concurrent
+// READs may race in it; that only delays a switch.
+func (h *handle) noteRead(off int64, n int) {
+	prev := h.lastEnd.Swap(off + int64(n))
+	if off == prev || n > randomReadMax {
+		h.randomRun.Store(0)
+		if h.random.Load() && h.random.Swap(false) {
+			h.f.SetRandom(false)
+		}
+		return
+	}
+	if h.randomRun.Add(1) >= randomReadRun && !h.random.Load() && !h.random.Swap(true) {
+		h.f.SetRandom(true)
+	}
+}
+
 // Read reads at off from the file's page cache.
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	h.noteRead(off, len(dest))
 	n, err := h.f.ReadAt(dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, errno(err)
