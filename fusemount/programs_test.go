@@ -1,0 +1,514 @@
+package fusemount
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mpagefs/mpage/internal/oracle"
+)
+
+// This file runs real programs on the mount: fio with data verification
+// and git. Each test unmounts at the end, has e2fsck -fn check the image
+// and, where loop mounts work, lets the kernel's ext2 driver read what
+// the programs wrote.
+
+// programTimeout bounds one run of fio or git: a mount that stops
+// answering must fail the test, not hang it.
+const programTimeout = 3 * time.Minute
+
+// requireProgram skips the test where the named program is missing.
+func requireProgram(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Skipf("%s is not installed (Debian: apt-get install %s; scripts/check installs it as root)", name, name)
+	}
+	return p
+}
+
+// fioWorkload is one fio job, run with numjobs processes, each on a file
+// of its own (fio names them name.N.0).
+type fioWorkload struct {
+	name    string
+	numjobs int
+	size    int64    // file size, bytes per process (--size)
+	ioSize  int64    // bytes each process reads and writes (--io_size)
+	args    []string // the I/O pattern: --rw, --bs, ...
+	// mixed: reads are part of the workload, so a process reads more
+	// than it verifies and writes less than ioSize.
+	mixed bool
+	// sparse: the files are made with truncate(2) before the first run
+	// (fio would lay them out, or, for a write-only job, leave them
+	// shorter than size and lay them out again, empty, at the
+	// --verify_only run).
+	sparse bool
+}
+
+// fioWorkloads are the three fio runs. The sequential file is 256 MiB,
+// far more than the mount's page cache (16 MiB); the random workloads
+// write 4 MiB in 4 KiB blocks at random offsets into each of four 64 MiB
+// sparse files (256 MiB in all), so that their writes allocate blocks
+// and indirect blocks all over the files while staying few enough for
+// the race detector.
+var fioWorkloads = []fioWorkload{
+	// One process writes 256 MiB in 1 MiB writes through the kernel's
+	// page cache.
+	{name: "seq", numjobs: 1, size: 256 << 20, ioSize: 256 << 20,
+		args: []string{"--rw=write", "--bs=1M", "--ioengine=psync"}},
+	// Four processes write 4 KiB blocks at random offsets, each block
+	// at most once, through the page cache.
+	{name: "rand", numjobs: 4, size: 64 << 20, ioSize: 4 << 20, sparse: true,
+		args: []string{"--rw=randwrite", "--bs=4k", "--ioengine=psync"}},
+	// Four processes read and write 4 KiB blocks at random, half each,
+	// with O_DIRECT and eight requests in flight (libaio): the mount
+	// sees reads and writes of one file at once, reads of holes among
+	// them.
+	{name: "mixed", numjobs: 4, size: 64 << 20, ioSize: 4 << 20, sparse: true, mixed: true,
+		args: []string{"--rw=randrw", "--rwmixread=50", "--bs=4k", "--direct=1", "--ioengine=libaio", "--iodepth=8"}},
+}
+
+// files returns the paths of the workload's files under dir.
+func (w fioWorkload) files(dir string) []string {
+	var out []string
+	for i := range w.numjobs {
+		out = append(out, filepath.Join(dir, fmt.Sprintf("%s.%d.0", w.name, i)))
+	}
+	return out
+}
+
+// fioReport is the part of fio's JSON output the tests read.
+type fioReport struct {
+	Jobs []struct {
+		Jobname string `json:"jobname"`
+		Error   int    `json:"error"`
+		Read    struct {
+			IOBytes int64 `json:"io_bytes"`
+		} `json:"read"`
+		Write struct {
+			IOBytes int64 `json:"io_bytes"`
+		} `json:"write"`
+	} `json:"jobs"`
+}
+
+// runFio runs the workload on the files in dir with crc32c verification
+// and extra arguments (--do_verify=1 or --verify_only), and fails the
+// test unless fio exits 0 and every process reports no error. It returns
+// fio's report.
+func runFio(t *testing.T, fio, dir string, w fioWorkload, extra ...string) fioReport {
+	t.Helper()
+	work := t.TempDir() // fio's working directory and report
+	out := filepath.Join(work, "report.json")
+	args := []string{
+		"--name=" + w.name, "--directory=" + dir,
+		fmt.Sprintf("--numjobs=%d", w.numjobs), fmt.Sprintf("--size=%d", w.size),
+		fmt.Sprintf("--io_size=%d", w.ioSize),
+		"--verify=crc32c", "--verify_fatal=1", "--verify_state_save=0",
+		// ext2 has no fallocate; fio would try it and fall back.
+		"--fallocate=none",
+		// The same offsets and the same data on every run, so that
+		// --verify_only finds what an earlier run wrote.
+		"--randrepeat=1",
+		"--output-format=json", "--output=" + out,
+	}
+	args = append(append(args, w.args...), extra...)
+	ctx, cancel := context.WithTimeout(context.Background(), programTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, fio, args...)
+	cmd.Dir = work
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	t.Logf("fio %s %s: %v", w.name, strings.Join(extra, " "), time.Since(start).Round(time.Millisecond))
+	report, _ := os.ReadFile(out)
+	if err != nil {
+		t.Fatalf("fio %s: %v (context: %v)\n%s\nreport:\n%.4000s", strings.Join(args, " "), err, ctx.Err(), stderr.Bytes(), report)
+	}
+	var r fioReport
+	if err := json.Unmarshal(report, &r); err != nil {
+		t.Fatalf("fio %s: reading its JSON report: %v\n%.4000s", w.name, err, report)
+	}
+	if len(r.Jobs) != w.numjobs {
+		t.Fatalf("fio %s: report has %d jobs, want %d", w.name, len(r.Jobs), w.numjobs)
+	}
+	for i, j := range r.Jobs {
+		if j.Error != 0 {
+			t.Errorf("fio %s: job %d (%s): error %d (%s)\n%s", w.name, i, j.Jobname, j.Error, syscall.Errno(j.Error), stderr.Bytes())
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	return r
+}
+
+// sha256File returns the SHA-256 of a file's contents.
+func sha256File(path string) ([32]byte, error) {
+	var sum [32]byte
+	f, err := os.Open(path)
+	if err != nil {
+		return sum, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.CopyBuffer(h, f, make([]byte, 1<<20)); err != nil {
+		return sum, fmt.Errorf("reading %s: %w", path, err)
+	}
+	copy(sum[:], h.Sum(nil))
+	return sum, nil
+}
+
+// TestFioVerify writes 256 MiB with fio through the mount (sequentially,
+// at random from four processes, and with random reads and writes with
+// O_DIRECT from four processes), each workload verified by fio's crc32c headers
+// right after writing; then verifies all of it again after a remount, so
+// that the data comes from the image, and finally has the kernel's ext2
+// driver read the same bytes.
+func TestFioVerify(t *testing.T) {
+	requireFuse(t)
+	fio := requireProgram(t, "fio")
+	// 256 MiB of data and its indirect blocks; the image is sparse.
+	image := oracle.MkfsImage(t, oracle.MkfsOptions{SizeBytes: 384 << 20, BlockSize: 4096})
+	m := mountImage(t, image, Options{})
+
+	for _, w := range fioWorkloads {
+		if w.sparse {
+			for _, p := range w.files(m.dir) {
+				if err := os.WriteFile(p, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Truncate(p, w.size); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		r := runFio(t, fio, m.dir, w, "--do_verify=1")
+		for i, j := range r.Jobs {
+			if !w.mixed && (j.Write.IOBytes != w.ioSize || j.Read.IOBytes != w.ioSize) {
+				t.Errorf("fio %s job %d: wrote %d and verified %d bytes, want %d each", w.name, i, j.Write.IOBytes, j.Read.IOBytes, w.ioSize)
+			}
+			if w.mixed && (j.Write.IOBytes == 0 || j.Read.IOBytes == 0) {
+				t.Errorf("fio %s job %d: wrote %d and read %d bytes, want both > 0", w.name, i, j.Write.IOBytes, j.Read.IOBytes)
+			}
+		}
+		for _, p := range w.files(m.dir) {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatalf("fio %s: %v", w.name, err)
+			}
+			if fi.Size() != w.size {
+				t.Errorf("%s: size %d, want %d", p, fi.Size(), w.size)
+			}
+		}
+	}
+	m.unmount(t)
+	oracle.RequireClean(t, image)
+
+	m = mountImage(t, image, Options{})
+	sums := map[string][32]byte{}
+	for _, w := range fioWorkloads {
+		r := runFio(t, fio, m.dir, w, "--verify_only")
+		for i, j := range r.Jobs {
+			if !w.mixed && j.Read.IOBytes != w.ioSize {
+				t.Errorf("fio %s --verify_only job %d: verified %d bytes, want %d", w.name, i, j.Read.IOBytes, w.ioSize)
+			}
+		}
+		start := time.Now()
+		for _, p := range w.files(m.dir) {
+			sum, err := sha256File(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sums[filepath.Base(p)] = sum
+		}
+		t.Logf("sha256 of the %s files through the mount: %v", w.name, time.Since(start).Round(time.Millisecond))
+	}
+	m.unmount(t)
+	oracle.RequireClean(t, image)
+
+	// fio opens the files for writing even to verify them: the kernel
+	// mounts the image read-write (it only changes access times).
+	loop := oracle.LoopMount(t, image, false)
+	for _, w := range fioWorkloads {
+		runFio(t, fio, loop, w, "--verify_only")
+	}
+	names := make([]string, 0, len(sums))
+	for name := range sums {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		sum, err := sha256File(filepath.Join(loop, name))
+		if err != nil {
+			t.Errorf("kernel loop mount: %v", err)
+			continue
+		}
+		if want := sums[name]; sum != want {
+			t.Errorf("%s: sha256 through the kernel's ext2 %x, through the mount %x", name, sum[:8], want[:8])
+		}
+	}
+}
+
+// gitRunner runs git with a configuration of its own: no system or user
+// configuration, a fixed identity and dates, and every file git writes
+// fsynced (core.fsync=all), so that git's fsyncs reach the mount.
+type gitRunner struct {
+	t    *testing.T
+	prog string
+	env  []string
+}
+
+func newGitRunner(t *testing.T) *gitRunner {
+	t.Helper()
+	prog := requireProgram(t, "git")
+	home := t.TempDir()
+	env := append(os.Environ(),
+		"HOME="+home, "XDG_CONFIG_HOME="+home, "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null",
+		"LC_ALL=C", "TZ=UTC", "GIT_TERMINAL_PROMPT=0",
+		"GIT_AUTHOR_DATE=2005-04-07T22:13:13Z", "GIT_COMMITTER_DATE=2005-04-07T22:13:13Z")
+	return &gitRunner{t: t, prog: prog, env: env}
+}
+
+// run runs git in dir and returns its standard output; it fails the test
+// if git fails.
+func (g *gitRunner) run(dir string, args ...string) string {
+	g.t.Helper()
+	out, err := g.try(dir, args...)
+	if err != nil {
+		g.t.Fatalf("git %s (in %s): %v", strings.Join(args, " "), dir, err)
+	}
+	return out
+}
+
+// try is run returning git's failure, with its output, as an error.
+func (g *gitRunner) try(dir string, args ...string) (string, error) {
+	g.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), programTimeout)
+	defer cancel()
+	all := append([]string{
+		"-c", "user.name=Mpage Test", "-c", "user.email=test@mpage.invalid",
+		"-c", "core.fsync=all", "-c", "core.fsyncMethod=fsync",
+		"-c", "init.defaultBranch=main", "-c", "gc.auto=0",
+	}, args...)
+	cmd := exec.CommandContext(ctx, g.prog, all...)
+	cmd.Dir = dir
+	cmd.Env = g.env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("%v (context: %v)\nstdout:\n%s\nstderr:\n%s", err, ctx.Err(), stdout.Bytes(), stderr.Bytes())
+	}
+	return stdout.String(), nil
+}
+
+// fsck runs git fsck --full --strict in dir and fails the test unless it
+// exits 0 and prints nothing (no errors, warnings or dangling objects).
+func (g *gitRunner) fsck(dir string) {
+	g.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), programTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, g.prog, "fsck", "--full", "--strict", "--no-progress")
+	cmd.Dir = dir
+	cmd.Env = g.env
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(out) != 0 {
+		g.t.Fatalf("git fsck --full --strict in %s: %v\n%s", dir, err, out)
+	}
+}
+
+// writeGitTree writes the files of the first commit under dir: 240
+// source-like text files in 12 directories (each different, so that
+// renames are found by content), two incompressible binary files, an
+// executable, a symbolic link, an empty file and a deep directory.
+func writeGitTree(t *testing.T, dir string) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(11, 12))
+	write := func(rel string, data []byte, mode os.FileMode) {
+		p := filepath.Join(dir, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for d := range 12 {
+		for f := range 20 {
+			rel := fmt.Sprintf("src/pkg%d/file%d.go", d, f)
+			var b bytes.Buffer
+			fmt.Fprintf(&b, "package pkg%d\n\n", d)
+			for l := range rng.IntN(150) + 5 {
+				fmt.Fprintf(&b, "// %s line %d: %x\nvar v%d = %d\n", rel, l, rng.Uint64(), l, rng.IntN(1000))
+			}
+			write(rel, b.Bytes(), 0o644)
+		}
+	}
+	for name, size := range map[string]int{"bin/blob1": 1 << 20, "bin/blob2": 300 << 10} {
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte(rng.Uint32())
+		}
+		write(name, data, 0o644)
+	}
+	write("tools/run.sh", []byte("#!/bin/sh\necho run\n"), 0o755)
+	write("empty", nil, 0o644)
+	write("deep/a/b/c/d/e/f/g/leaf.txt", []byte("deep leaf\n"), 0o644)
+	if err := os.Symlink("src/pkg0/file0.go", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGitThroughMount runs git on a repository in the mount: two
+// commits (the second renames, deletes and changes files), git gc
+// (which packs the objects, deletes the loose ones and renames its
+// temporary files into place), git fsck after each step, a clone from
+// the mount to the host and one back into the mount over git's pack
+// protocol, and a local clone within the mount (which hard-links the
+// objects). The working trees must agree, the image must be clean
+// after unmounting, and the kernel's ext2 driver must see the same
+// files, and a repository git fsck finds sound, as the mount showed.
+func TestGitThroughMount(t *testing.T) {
+	requireFuse(t)
+	g := newGitRunner(t)
+	image := oracle.MkfsImage(t, oracle.MkfsOptions{SizeBytes: 64 << 20})
+	m := mountImage(t, image, Options{})
+	repo := m.path("repo")
+	g.run(m.dir, "init", "-q", "repo")
+	writeGitTree(t, repo)
+
+	g.run(repo, "add", "-A")
+	g.run(repo, "commit", "-q", "-m", "first")
+	if got := g.run(repo, "log", "--format=%s"); got != "first\n" {
+		t.Errorf("git log after the first commit: got %q, want %q", got, "first\n")
+	}
+	if got := g.run(repo, "ls-files"); strings.Count(got, "\n") != 246 {
+		t.Errorf("git ls-files after the first commit: %d files, want 246", strings.Count(got, "\n"))
+	}
+	if got := g.run(repo, "status", "--porcelain"); got != "" {
+		t.Errorf("git status --porcelain after the first commit: got %q, want nothing", got)
+	}
+	g.fsck(repo)
+
+	// The second commit: renames (a file, a whole directory), deletions
+	// (a file, a whole directory), changes and a new file.
+	g.run(repo, "mv", "src/pkg0/file3.go", "src/pkg0/renamed.go")
+	g.run(repo, "mv", "src/pkg1", "moved")
+	g.run(repo, "rm", "-q", "src/pkg2/file5.go")
+	g.run(repo, "rm", "-q", "-r", "src/pkg3")
+	want := map[string]bool{
+		"R100\tsrc/pkg0/file3.go\tsrc/pkg0/renamed.go": true,
+		"D\tsrc/pkg2/file5.go":                         true,
+		"A\tnotes/new.txt":                             true,
+	}
+	for f := range 20 {
+		want[fmt.Sprintf("R100\tsrc/pkg1/file%d.go\tmoved/file%d.go", f, f)] = true
+		want[fmt.Sprintf("D\tsrc/pkg3/file%d.go", f)] = true
+	}
+	for f := range 5 {
+		rel := fmt.Sprintf("src/pkg4/file%d.go", f)
+		fh, err := os.OpenFile(filepath.Join(repo, rel), os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fmt.Fprintf(fh, "// changed in the second commit\nvar changed%d = true\n", f); err != nil {
+			t.Fatal(err)
+		}
+		if err := fh.Close(); err != nil {
+			t.Fatal(err)
+		}
+		want["M\t"+rel] = true
+	}
+	if err := os.MkdirAll(filepath.Join(repo, "notes"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(repo, "notes/new.txt"), []byte("a new file\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g.run(repo, "add", "-A")
+	g.run(repo, "commit", "-q", "-m", "second")
+	diff := g.run(repo, "diff", "-M", "--name-status", "HEAD~", "HEAD")
+	got := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(diff), "\n") {
+		got[line] = true
+		if !want[line] {
+			t.Errorf("git diff --name-status HEAD~ HEAD: unexpected %q", line)
+		}
+	}
+	for line := range want {
+		if !got[line] {
+			t.Errorf("git diff --name-status HEAD~ HEAD: missing %q", line)
+		}
+	}
+	g.fsck(repo)
+
+	loose := g.run(repo, "count-objects", "-v")
+	g.run(repo, "gc", "-q", "--prune=now")
+	counts := g.run(repo, "count-objects", "-v")
+	if !strings.Contains(counts, "\ncount: 0\n") && !strings.HasPrefix(counts, "count: 0\n") || !strings.Contains(counts, "\npacks: 1\n") {
+		t.Errorf("git count-objects -v after git gc: want no loose objects and one pack, got\n%s(before:\n%s)", counts, loose)
+	}
+	if got := g.run(repo, "log", "--format=%s"); got != "second\nfirst\n" {
+		t.Errorf("git log after git gc: got %q, want %q", got, "second\nfirst\n")
+	}
+	if got := g.run(repo, "status", "--porcelain"); got != "" {
+		t.Errorf("git status --porcelain after git gc: got %q, want nothing", got)
+	}
+	g.fsck(repo)
+	head := g.run(repo, "rev-parse", "HEAD")
+
+	// Out of the mount and back in, over the pack protocol (--no-local:
+	// git upload-pack reads the packed repository in the mount, git
+	// index-pack writes the pack in the mount), and a local clone within
+	// the mount, which hard-links the object files.
+	host := filepath.Join(t.TempDir(), "host")
+	g.run(m.dir, "clone", "-q", "--no-local", repo, host)
+	back := m.path("back")
+	g.run(m.dir, "clone", "-q", "--no-local", host, back)
+	local := m.path("local")
+	g.run(m.dir, "clone", "-q", repo, local)
+	noGit := oracle.CompareOptions{Ignore: []string{".git"}}
+	for _, clone := range []string{host, back, local} {
+		if got := g.run(clone, "rev-parse", "HEAD"); got != head {
+			t.Errorf("%s: HEAD %q, want %q", clone, got, head)
+		}
+		if got := g.run(clone, "status", "--porcelain"); got != "" {
+			t.Errorf("%s: git status --porcelain: got %q, want nothing", clone, got)
+		}
+		g.fsck(clone)
+		oracle.CompareTrees(t, repo, clone, noGit)
+	}
+	packs, err := filepath.Glob(filepath.Join(local, ".git/objects/pack/*.pack"))
+	if err != nil || len(packs) != 1 {
+		t.Fatalf("the local clone's packs: %v, %v; want one", packs, err)
+	}
+	if fi, err := os.Stat(packs[0]); err != nil || fi.Sys().(*syscall.Stat_t).Nlink != 2 {
+		t.Errorf("the local clone's pack %s: %v; want 2 links (hard-linked by git clone)", packs[0], err)
+	}
+
+	// What the mount shows, copied out, is what the kernel must see.
+	snap := filepath.Join(t.TempDir(), "snap")
+	run(t, "cp", "-a", m.dir+"/.", snap)
+	m.unmount(t)
+	oracle.RequireClean(t, image)
+	loop := oracle.LoopMount(t, image, true)
+	oracle.CompareTrees(t, snap, loop, oracle.CompareOptions{Owners: true, Times: true, Ignore: []string{"lost+found"}})
+	for _, r := range []string{"repo", "back", "local"} {
+		g.fsck(filepath.Join(loop, r))
+		if got := g.run(filepath.Join(loop, r), "log", "--format=%s"); got != "second\nfirst\n" {
+			t.Errorf("git log in %s on the kernel's mount: got %q, want %q", r, got, "second\nfirst\n")
+		}
+	}
+}
