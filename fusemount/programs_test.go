@@ -1,6 +1,7 @@
 package fusemount
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -419,15 +420,129 @@ func writeGitTree(t *testing.T, dir string) {
 	}
 }
 
-// TestGitThroughMount runs git on a repository in the mount: two
-// commits (the second renames, deletes and changes files), git gc
-// (which packs the objects, deletes the loose ones and renames its
-// temporary files into place), git fsck after each step, a clone from
+// gitLog is git log --format=%s of the repository of TestGitThroughMount.
+const gitLog = "third\nsecond\nfirst\n"
+
+// checkPacked fails the test unless git count-objects -v finds no loose
+// objects and one pack in repo, as after git gc.
+func checkPacked(t *testing.T, g *gitRunner, repo string) {
+	t.Helper()
+	out := g.run(repo, "count-objects", "-v")
+	counts := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(line, ": "); ok {
+			counts[k] = v
+		}
+	}
+	if counts["count"] != "0" || counts["packs"] != "1" || counts["garbage"] != "0" {
+		t.Errorf("git count-objects -v after git gc: want no loose objects, one pack and no garbage, got\n%s", out)
+	}
+}
+
+// catFile is a running git cat-file --batch.
+type catFile struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	out    *bufio.Reader
+	stderr bytes.Buffer
+}
+
+func startCatFile(t *testing.T, g *gitRunner, repo string) *catFile {
+	t.Helper()
+	c := &catFile{t: t, cmd: exec.Command(g.prog, "cat-file", "--batch")}
+	c.cmd.Dir = repo
+	c.cmd.Env = g.env
+	c.cmd.Stderr = &c.stderr
+	var err error
+	if c.in, err = c.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := c.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.out = bufio.NewReader(stdout)
+	if err := c.cmd.Start(); err != nil {
+		t.Fatalf("git cat-file --batch: %v", err)
+	}
+	t.Cleanup(func() {
+		if c.cmd.ProcessState == nil {
+			c.cmd.Process.Kill()
+			c.cmd.Wait()
+		}
+	})
+	return c
+}
+
+// check asks for object id and fails the test unless its contents are
+// those of the file at path.
+func (c *catFile) check(id, path string) {
+	c.t.Helper()
+	want, err := os.ReadFile(path)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if _, err := fmt.Fprintln(c.in, id); err != nil {
+		c.t.Fatalf("git cat-file --batch: writing %s: %v\n%s", id, err, c.stderr.Bytes())
+	}
+	header, err := c.out.ReadString('\n')
+	if err != nil {
+		c.t.Fatalf("git cat-file --batch: reading the header of %s: %v\n%s", id, err, c.stderr.Bytes())
+	}
+	var gotID, typ string
+	var size int
+	if _, err := fmt.Sscanf(header, "%s %s %d", &gotID, &typ, &size); err != nil || gotID != id || typ != "blob" {
+		c.t.Fatalf("git cat-file --batch: header %q for %s (%v)", header, id, err)
+	}
+	got := make([]byte, size+1)
+	if _, err := io.ReadFull(c.out, got); err != nil {
+		c.t.Fatalf("git cat-file --batch: reading %s: %v", id, err)
+	}
+	if !bytes.Equal(got[:size], want) {
+		c.t.Errorf("git cat-file --batch: blob %s differs from %s (%d bytes, want %d)", id, path, size, len(want))
+	}
+}
+
+// holds reports whether the process has the file at path open or
+// mapped.
+func (c *catFile) holds(path string) bool {
+	maps, _ := os.ReadFile(fmt.Sprintf("/proc/%d/maps", c.cmd.Process.Pid))
+	if bytes.Contains(maps, []byte(path)) {
+		return true
+	}
+	fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fd/*", c.cmd.Process.Pid))
+	for _, fd := range fds {
+		if target, err := os.Readlink(fd); err == nil && target == path {
+			return true
+		}
+	}
+	return false
+}
+
+// close ends the process, which must exit 0.
+func (c *catFile) close() {
+	c.t.Helper()
+	c.in.Close()
+	if err := c.cmd.Wait(); err != nil {
+		c.t.Errorf("git cat-file --batch: %v\n%s", err, c.stderr.Bytes())
+	}
+}
+
+// TestGitThroughMount runs git on a repository in the mount, with every
+// file git writes fsynced: a first commit of 246 files; a second that
+// renames and deletes files and whole directories (git diff must name
+// exactly those changes); git gc, which packs the objects, deletes the
+// loose ones and renames its temporary files into place; a third commit
+// and a second git gc, which deletes the first pack while another git
+// process (cat-file --batch) has it open and mapped and goes on reading
+// from it; git fsck --full --strict after each step. Then a clone from
 // the mount to the host and one back into the mount over git's pack
 // protocol, and a local clone within the mount (which hard-links the
-// objects). The working trees must agree, the image must be clean
-// after unmounting, and the kernel's ext2 driver must see the same
-// files, and a repository git fsck finds sound, as the mount showed.
+// pack): the working trees must agree. After unmounting, the image must
+// be clean, and the kernel's ext2 driver must see the same files (by
+// contents, modes, owners, times and links) as the mount showed, and
+// repositories git fsck finds sound.
 func TestGitThroughMount(t *testing.T) {
 	requireFuse(t)
 	g := newGitRunner(t)
@@ -502,17 +617,42 @@ func TestGitThroughMount(t *testing.T) {
 	}
 	g.fsck(repo)
 
-	loose := g.run(repo, "count-objects", "-v")
 	g.run(repo, "gc", "-q", "--prune=now")
-	counts := g.run(repo, "count-objects", "-v")
-	if !strings.Contains(counts, "\ncount: 0\n") && !strings.HasPrefix(counts, "count: 0\n") || !strings.Contains(counts, "\npacks: 1\n") {
-		t.Errorf("git count-objects -v after git gc: want no loose objects and one pack, got\n%s(before:\n%s)", counts, loose)
-	}
+	checkPacked(t, g, repo)
 	if got := g.run(repo, "log", "--format=%s"); got != "second\nfirst\n" {
 		t.Errorf("git log after git gc: got %q, want %q", got, "second\nfirst\n")
 	}
 	if got := g.run(repo, "status", "--porcelain"); got != "" {
 		t.Errorf("git status --porcelain after git gc: got %q, want nothing", got)
+	}
+	g.fsck(repo)
+
+	// A second git gc after a third commit writes a new pack and
+	// deletes the old one while another git process (cat-file --batch)
+	// has it open and mapped; that process goes on reading objects
+	// from the deleted pack.
+	oldPacks, _ := filepath.Glob(filepath.Join(repo, ".git/objects/pack/*.pack"))
+	blobs := strings.Fields(g.run(repo, "rev-parse", "HEAD:bin/blob1", "HEAD:src/pkg5/file7.go", "HEAD:moved/file2.go"))
+	reader := startCatFile(t, g, repo)
+	reader.check(blobs[0], filepath.Join(repo, "bin/blob1"))
+	if len(oldPacks) != 1 || !reader.holds(oldPacks[0]) {
+		t.Fatalf("git cat-file --batch does not hold the pack %v open: the test no longer deletes a pack in use", oldPacks)
+	}
+	if err := os.WriteFile(filepath.Join(repo, "notes/third.txt"), []byte("third\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g.run(repo, "add", "-A")
+	g.run(repo, "commit", "-q", "-m", "third")
+	g.run(repo, "gc", "-q", "--prune=now")
+	checkPacked(t, g, repo)
+	if _, err := os.Stat(oldPacks[0]); !os.IsNotExist(err) {
+		t.Errorf("the pack of the first git gc after the second: %v, want it deleted", err)
+	}
+	reader.check(blobs[1], filepath.Join(repo, "src/pkg5/file7.go"))
+	reader.check(blobs[2], filepath.Join(repo, "moved/file2.go"))
+	reader.close()
+	if got := g.run(repo, "log", "--format=%s"); got != gitLog {
+		t.Errorf("git log after the second git gc: got %q, want %q", got, gitLog)
 	}
 	g.fsck(repo)
 	head := g.run(repo, "rev-parse", "HEAD")
@@ -542,8 +682,9 @@ func TestGitThroughMount(t *testing.T) {
 	if err != nil || len(packs) != 1 {
 		t.Fatalf("the local clone's packs: %v, %v; want one", packs, err)
 	}
-	if fi, err := os.Stat(packs[0]); err != nil || fi.Sys().(*syscall.Stat_t).Nlink != 2 {
-		t.Errorf("the local clone's pack %s: %v; want 2 links (hard-linked by git clone)", packs[0], err)
+	var st syscall.Stat_t
+	if err := syscall.Stat(packs[0], &st); err != nil || st.Nlink != 2 {
+		t.Errorf("the local clone's pack %s: %d links (%v), want 2 (hard-linked by git clone)", packs[0], st.Nlink, err)
 	}
 
 	// What the mount shows, copied out, is what the kernel must see.
@@ -555,8 +696,8 @@ func TestGitThroughMount(t *testing.T) {
 	oracle.CompareTrees(t, snap, loop, oracle.CompareOptions{Owners: true, Times: true, Ignore: []string{"lost+found"}})
 	for _, r := range []string{"repo", "back", "local"} {
 		g.fsck(filepath.Join(loop, r))
-		if got := g.run(filepath.Join(loop, r), "log", "--format=%s"); got != "second\nfirst\n" {
-			t.Errorf("git log in %s on the kernel's mount: got %q, want %q", r, got, "second\nfirst\n")
+		if got := g.run(filepath.Join(loop, r), "log", "--format=%s"); got != gitLog {
+			t.Errorf("git log in %s on the kernel's mount: got %q, want %q", r, got, gitLog)
 		}
 	}
 }
