@@ -86,6 +86,8 @@ type Cache struct {
 
 	arena *arena // page memory; never changes
 
+	ra raStreams // which readahead streams are active, to share the cache
+
 	kick    atomic.Pointer[func()]
 	release atomic.Pointer[func(*Page) bool]
 

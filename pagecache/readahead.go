@@ -21,6 +21,11 @@ type ReadaheadState struct {
 	prevPos   int64 // byte position after the last read; -1 before any
 	maxPages  int   // ra_pages: 0 for the cache default, < 0 for none
 	init      bool  // prevPos is set
+	// hi is the page after the last one read ahead; thrashCap, when not
+	// 0, caps the window because pages read ahead were evicted before
+	// the reader got to them (see ondemandLocked).
+	hi        int64
+	thrashCap int
 }
 
 // NewReadaheadState makes a readahead state with a largest window of
@@ -211,6 +216,22 @@ func (m *Mapping) ondemandLocked(ra *ReadaheadState, hitMarker bool, index int64
 	if maxPages == 0 {
 		return plan
 	}
+	maxPages = ra.thrashLocked(hitMarker, index, maxPages)
+	maxPages = min(maxPages, m.cache.ra.share(ra, m.cache.limitPages))
+	defer func() {
+		if plan.n > 0 && plan.chunks[0].mark != noMark {
+			last := plan.chunks[plan.n-1]
+			ra.hi = last.start + int64(last.nr)
+		}
+		if plan.n > 0 {
+			end := (m.Size() + PageSize - 1) >> PageShift // pages in the file
+			n := int64(0)
+			for _, c := range plan.chunks[:plan.n] {
+				n += max(0, min(c.start+int64(c.nr), end)-c.start)
+			}
+			m.cache.ra.planned(ra, int(n), m.cache.limitPages)
+		}
+	}()
 	req = max(req, 1)
 	initial := false
 	switch {
@@ -225,7 +246,7 @@ func (m *Mapping) ondemandLocked(ra *ReadaheadState, hitMarker bool, index int64
 		ra.start += int64(ra.size)
 		ra.size = nextRASize(ra.size, maxPages)
 		ra.asyncSize = ra.size
-		if !hitMarker || !full || !m.canPipeline(maxPages) {
+		if !hitMarker || !full || ra.thrashCap > 0 || !m.canPipeline(maxPages) {
 			break
 		}
 		prev := ra.size
@@ -289,6 +310,119 @@ func (m *Mapping) ondemandLocked(ra *ReadaheadState, hitMarker bool, index int64
 	}
 	plan.add(ra.start, ra.size, ra.start+int64(ra.size-ra.asyncSize))
 	return plan
+}
+
+// minThrashWindow is the smallest window a thrashing stream is cut to:
+// when readers' requests alone fill the cache, anything read ahead is
+// lost, so the floor is small.
+const minThrashWindow = 4
+
+// thrashLocked detects readahead thrashing and returns the window limit
+// for this call. A read that misses a page the stream read ahead, past the
+// reader's last position and before the end of what was read ahead, found
+// it evicted before use: the readers sharing the cache are reading ahead
+// more than it holds, and every page evicted that way is read twice. Linux
+// 2.6.12 shrank the window on such misses (handle_ra_miss, RA_FLAG_MISS);
+// later Linux restarts the window small at the miss, which here, with
+// windows that ramp back up in a few reads, thrashed again at once. So a
+// thrashing stream's window is halved, down to minThrashWindow pages, and
+// grows back by a sixteenth at each marker it reaches in time (slow
+// increase, fast decrease, as a congestion window), until the cap reaches
+// the normal limit and is dropped. A capped stream is not pipelined.
+// raStreams keeps most streams from thrashing in the first place; this is
+// for what it cannot foresee (readers' requests that fill the cache, other
+// users of it).
+//
+// Preconditions: ra.mu is held.
+func (ra *ReadaheadState) thrashLocked(hitMarker bool, index int64, maxPages int) int {
+	switch {
+	case hitMarker && ra.thrashCap > 0:
+		ra.thrashCap += max(1, ra.thrashCap/16)
+		if ra.thrashCap >= maxPages {
+			ra.thrashCap = 0
+		}
+	case !hitMarker && ra.prevPos >= 0 && index >= ra.prevPos>>PageShift && index < ra.hi:
+		c := ra.thrashCap
+		if c == 0 {
+			c = maxPages
+		}
+		ra.thrashCap = max(min(minThrashWindow, maxPages), c/2)
+	}
+	if ra.thrashCap > 0 {
+		return min(maxPages, ra.thrashCap)
+	}
+	return maxPages
+}
+
+// raStreams tracks the readahead streams of a cache that are active, so
+// that their windows together fit in it. Linux sizes each stream's window
+// alone (a quarter of our cache is the largest, as a quarter of memory
+// would be there), which is safe when windows are small next to memory;
+// with a cache of a few MiB and several sequential readers the windows
+// alone overfill the cache, and pages read ahead are evicted by the other
+// readers' windows before their own reader gets to them, to be read
+// again: nine readers of a 16 MiB cache read their files 3.3 times over.
+// A stream counts as active while fewer than a cache's worth of pages
+// have been planned for readahead since one of its own plans of at least
+// raShareMin pages (its pages may still be cached; small files, whose
+// windows end at their end, do not count); the window of each stream is
+// then at most a quarter of the cache divided among the active streams.
+type raStreams struct {
+	mu     sync.Mutex // guards the fields below; a leaf lock
+	tick   int64      // pages planned for readahead by all streams so far
+	recent []raPlanned
+	count  map[*ReadaheadState]int // entries of each stream in recent
+}
+
+// raPlanned is a large plan of a stream, in tick order.
+type raPlanned struct {
+	ra   *ReadaheadState
+	tick int64
+}
+
+// raShareMin is the smallest plan, in pages, that makes a stream active.
+const raShareMin = 32
+
+// share returns the largest window stream ra may have now, given the
+// other active streams.
+func (s *raStreams) share(ra *ReadaheadState, limitPages int64) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expireLocked(limitPages)
+	n := int64(len(s.count))
+	if s.count[ra] == 0 {
+		n++
+	}
+	return int(max(1, limitPages/(4*n)))
+}
+
+// planned counts a plan of n pages (within end of file) of stream ra.
+func (s *raStreams) planned(ra *ReadaheadState, n int, limitPages int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tick += int64(n)
+	if n >= raShareMin {
+		if s.count == nil {
+			s.count = map[*ReadaheadState]int{}
+		}
+		s.recent = append(s.recent, raPlanned{ra, s.tick})
+		s.count[ra]++
+	}
+	s.expireLocked(limitPages)
+}
+
+// expireLocked forgets plans older than a cache's worth of pages.
+//
+// Preconditions: s.mu is held.
+func (s *raStreams) expireLocked(limitPages int64) {
+	for len(s.recent) > 0 && s.tick-s.recent[0].tick > limitPages {
+		r := s.recent[0].ra
+		s.recent[0] = raPlanned{}
+		s.recent = s.recent[1:]
+		if s.count[r]--; s.count[r] == 0 {
+			delete(s.count, r)
+		}
+	}
 }
 
 // canPipeline reports whether a stream with windows of maxPages may keep
