@@ -148,7 +148,7 @@ func (b *bench) fioOnce(p *fioPeer) (r fioRun) {
 		return fuseSession(m, b.mnt, body, prog, args...)
 	}
 	err := session(func() error {
-		j, err := b.fioJob(append([]string{"--name=seqwrite", "--rw=write", "--bs=1M", "--end_fsync=1", "--do_verify=0"}, common...))
+		j, err := b.fioJob(append([]string{"--name=seqwrite", "--rw=write", "--bs=1M", "--end_fsync=1", "--do_verify=0", "--verify_state_save=0"}, common...))
 		if err != nil {
 			return err
 		}
