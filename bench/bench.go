@@ -312,20 +312,6 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func hashFile(path string) ([32]byte, error) {
-	var sum [32]byte
-	f, err := os.Open(path)
-	if err != nil {
-		return sum, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return sum, err
-	}
-	copy(sum[:], h.Sum(nil))
-	return sum, nil
-}
 
 // readAll reads a file to bring it into the OS page cache.
 func readAll(path string) error {
@@ -478,7 +464,7 @@ func (b *bench) writeWorkload() *workload {
 			command: "dd if=SRC of=PLAINFILE bs=1M conv=fsync",
 			prepare: prep, after: after,
 			verify: func(*meter) error {
-				sum, err := hashFile(plain)
+				sum, err := oracle.HashFile(plain)
 				if err != nil {
 					return err
 				}

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -158,21 +157,6 @@ func runFio(t *testing.T, fio, dir string, w fioWorkload, extra ...string) fioRe
 	return r
 }
 
-// sha256File returns the SHA-256 of a file's contents.
-func sha256File(path string) ([32]byte, error) {
-	var sum [32]byte
-	f, err := os.Open(path)
-	if err != nil {
-		return sum, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.CopyBuffer(h, f, make([]byte, 1<<20)); err != nil {
-		return sum, fmt.Errorf("reading %s: %w", path, err)
-	}
-	copy(sum[:], h.Sum(nil))
-	return sum, nil
-}
 
 // TestFioVerify runs fio through the mount: a 256 MiB file written
 // sequentially, 4 KiB blocks written at random by four processes, and
@@ -244,7 +228,7 @@ func TestFioVerify(t *testing.T) {
 			var st fileState
 			st.size, st.blocks = statSizeBlocks(t, p)
 			if w.mixed {
-				sum, err := sha256File(p)
+				sum, err := oracle.HashFile(p)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -280,7 +264,7 @@ func TestFioVerify(t *testing.T) {
 		if want.sum == nil {
 			continue
 		}
-		sum, err := sha256File(p)
+		sum, err := oracle.HashFile(p)
 		if err != nil {
 			t.Errorf("kernel loop mount: %v", err)
 			continue

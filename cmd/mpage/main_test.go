@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -508,11 +507,11 @@ func TestStatsJSON(t *testing.T) {
 
 func hashFile(t *testing.T, p string) [32]byte {
 	t.Helper()
-	b, err := os.ReadFile(p)
+	sum, err := oracle.HashFile(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sha256.Sum256(b)
+	return sum
 }
 
 func TestReadonlyRefusesWrites(t *testing.T) {
