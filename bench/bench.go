@@ -312,7 +312,6 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-
 // readAll reads a file to bring it into the OS page cache.
 func readAll(path string) error {
 	f, err := os.Open(path)

@@ -157,7 +157,6 @@ func runFio(t *testing.T, fio, dir string, w fioWorkload, extra ...string) fioRe
 	return r
 }
 
-
 // TestFioVerify runs fio through the mount: a 256 MiB file written
 // sequentially, 4 KiB blocks written at random by four processes, and
 // 4 KiB blocks read and written at random with O_DIRECT by four
