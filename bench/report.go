@@ -80,7 +80,7 @@ func (b *bench) markdown(svgRel string) string {
 	for _, n := range b.cfg.notes {
 		p("> %s\n\n", n)
 	}
-	p("> **The machine was shared**: other work (builds and test suites of other parts of the project) ran on its %d cores during this run, so the spreads include that noise. The load average at the start was %s.\n\n", b.sys.cores, b.sys.loadStart)
+	p("> The load average (1, 5 and 15 minutes) was %s at the start and %s at the end, on %d cores; the suite itself keeps one or two of them busy, so a 1-minute figure well above 2 means other work ran too. Where the disk is virtual its speed can vary from run to run: compare peers within a run, and mind the spread of raw dd.\n\n", b.sys.loadStart, loadAverage(), b.sys.cores)
 	for _, n := range b.notes {
 		p("> %s\n\n", n)
 	}

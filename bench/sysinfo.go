@@ -45,12 +45,7 @@ func collectSysInfo(work, root string) sysInfo {
 	}
 	s.commit = gitCommit(root)
 	s.disk = diskOf(work)
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		f := strings.Fields(string(b))
-		if len(f) >= 3 {
-			s.loadStart = strings.Join(f[:3], " ")
-		}
-	}
+	s.loadStart = loadAverage()
 	pkgs := []struct{ name, pkg, tool string }{
 		{"e2fsprogs (mke2fs, debugfs, e2fsck)", "e2fsprogs", "mke2fs"},
 		{"e2tools (e2cp)", "e2tools", "e2cp"},
@@ -198,4 +193,14 @@ func diskOf(dir string) string {
 		}
 	}
 	return desc
+}
+
+// loadAverage is the 1, 5 and 15 minute load average, or "unknown".
+func loadAverage() string {
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) >= 3 {
+			return strings.Join(f[:3], " ")
+		}
+	}
+	return "unknown"
 }
