@@ -197,7 +197,11 @@ func newCatCmd(a *app) *cobra.Command {
 				err = syscall.EISDIR
 			}
 			if err == nil {
-				_, err = io.CopyBuffer(a.stdout, f, make([]byte, 1<<20))
+				// Plain Writer and Reader: an *os.File stdout would
+				// otherwise take over with ReadFrom, which copies
+				// through a 32 KiB buffer of its own (32 times the
+				// calls into the page cache and the writes to stdout).
+				_, err = io.CopyBuffer(struct{ io.Writer }{a.stdout}, struct{ io.Reader }{f}, make([]byte, 1<<20))
 			}
 			f.Close()
 			if err != nil {
