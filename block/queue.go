@@ -125,7 +125,9 @@ type Queue struct {
 	plugGen   uint64     // bumped at every unplug; a stale timer sees a different value
 	timer     *time.Timer
 	dispatch  []*request // unplugged, waiting for a worker (q->queue_head)
-	workers   int        // worker goroutines running
+	workers   int        // worker goroutines running, idle ones included
+	idleWork  int        // workers waiting on work for a request
+	work      *sync.Cond // on mu: dispatch grew, or the queue closed
 	nrRq      [2]int     // queued plus in-flight requests per Op (rl->count)
 	seq       uint64     // bios submitted, numbering FIFO positions
 	dseqNext  uint64     // next dispatch number to give out
@@ -195,6 +197,7 @@ func NewQueue(dev Device, cfg Config) *Queue {
 	q := &Queue{dev: dev, limits: lim, cfg: cfg, devEnd: dev.Size() >> SectorShift}
 	q.turn = sync.NewCond(&q.mu)
 	q.idle = sync.NewCond(&q.mu)
+	q.work = sync.NewCond(&q.mu)
 	return q
 }
 
@@ -487,16 +490,45 @@ func (q *Queue) dispatchLocked() {
 	q.nrPending.Store(0)
 	q.queued = 0
 	q.lastMerge = nil
-	for n := min(q.cfg.InFlight-q.workers, len(q.dispatch)); n > 0; n-- {
+	// Wake idle workers first, then start new ones up to InFlight.
+	n := len(q.dispatch)
+	for w := min(q.idleWork, n); w > 0; w-- {
+		q.work.Signal()
+		n--
+	}
+	for n = min(q.cfg.InFlight-q.workers, n); n > 0; n-- {
 		q.workers++
 		go q.worker()
 	}
 }
 
-// worker runs dispatched requests one at a time until none is left.
+// workerLinger is how long a worker waits for more work before it ends.
+const workerLinger = 100 * time.Millisecond
+
+// worker runs dispatched requests one at a time. With none left it
+// waits up to workerLinger for more (a reader that misses one page after
+// another then wakes a parked goroutine rather than making a new one,
+// whose stack grows anew each time), and ends after that or at Close.
 func (q *Queue) worker() {
 	q.mu.Lock()
-	for len(q.dispatch) > 0 {
+	for {
+		if len(q.dispatch) == 0 && !q.closed {
+			q.idleWork++
+			deadline := time.AfterFunc(workerLinger, func() {
+				q.mu.Lock()
+				q.work.Broadcast()
+				q.mu.Unlock()
+			})
+			start := time.Now()
+			for len(q.dispatch) == 0 && !q.closed && time.Since(start) < workerLinger {
+				q.work.Wait()
+			}
+			deadline.Stop()
+			q.idleWork--
+		}
+		if len(q.dispatch) == 0 {
+			break
+		}
 		rq := q.dispatch[0]
 		q.dispatch[0] = nil
 		q.dispatch = q.dispatch[1:]
@@ -692,6 +724,7 @@ func (q *Queue) Close() error {
 		return fmt.Errorf("block: close: %w", ErrClosed)
 	}
 	q.closed = true
+	q.work.Broadcast()
 	q.mu.Unlock()
 	q.Wait()
 	return q.dev.Close()

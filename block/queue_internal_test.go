@@ -23,3 +23,56 @@ func TestUnplugEmptyTakesNoLock(t *testing.T) {
 	q.mu.Unlock()
 	<-done
 }
+
+func (q *Queue) workerCount() (workers, idle int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.workers, q.idleWork
+}
+
+// readOne reads sector s through q and waits for it.
+func readOne(t *testing.T, q *Queue, s int64) {
+	t.Helper()
+	b := q.AllocBio(Read, s, 1)
+	if b == nil || !b.AddPage(make([]byte, 4096), nil) {
+		t.Fatal("cannot build a bio")
+	}
+	if err := q.SubmitWait(b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Workers stay parked a while after their last request, so that one read
+// after another reuses one worker instead of starting a goroutine each,
+// and end after workerLinger, or at Close.
+func TestWorkersLingerThenEnd(t *testing.T) {
+	q := NewQueue(NewMemory(1<<20), Config{})
+	for i := range 20 {
+		readOne(t, q, int64(i*8))
+	}
+	if w, _ := q.workerCount(); w != 1 {
+		t.Errorf("workers after 20 reads one at a time: got %d, want 1 (reused)", w)
+	}
+	deadline := time.Now().Add(10 * workerLinger)
+	for {
+		w, idle := q.workerCount()
+		if w == 0 && idle == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers (%d idle) left %v after the last request; want none after %v", w, idle, 10*workerLinger, workerLinger)
+		}
+		time.Sleep(workerLinger / 10)
+	}
+	readOne(t, q, 0) // a worker starts again
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for w, _ := q.workerCount(); w != 0; w, _ = q.workerCount() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers left 5 s after Close", w)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
