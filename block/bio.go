@@ -34,12 +34,19 @@ type Bio struct {
 	Sector int64 // first sector (bi_sector)
 	Vecs   []Vec // bi_io_vec[0:bi_vcnt]
 
-	// EndIO is called exactly once, off the submitter's goroutine when the
-	// queue dispatches asynchronously, with nil or the transfer's error
-	// (bi_end_io). It may be nil.
+	// EndIO is called exactly once with nil or the transfer's error
+	// (bi_end_io): off the submitter's goroutine, except for a Polled bio
+	// the queue issues itself (see Queue.Submit). It may be nil.
 	EndIO func(b *Bio, err error)
 	// Private is for the bio's owner (bi_private).
 	Private any
+	// Polled marks a bio whose submitter will wait for it at once and
+	// would rather do the device call itself than hand it to a worker and
+	// sleep (REQ_POLLED, as io_uring's IOPOLL and preadv2's RWF_HIPRI set
+	// it). On an idle queue Submit then makes the device call and runs
+	// EndIO on the submitter's goroutine before it returns; otherwise the
+	// bio is queued like any other.
+	Polled bool
 
 	q        *Queue // the queue that allocated the bio, or nil
 	maxVecs  int

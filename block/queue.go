@@ -72,6 +72,7 @@ type Stats struct {
 	LargestRequest          int64 // bytes in the largest device call
 	Flushes                 int64
 	Errors                  int64 // failed device calls and rejected bios
+	PolledCalls             int64 // device calls made by the submitter of a Polled bio
 }
 
 // request is one device call in the making (struct request): a run of
@@ -84,6 +85,7 @@ type request struct {
 	bios   []*Bio
 	seq    uint64 // FIFO position: submission number of its first bio
 	dseq   uint64 // dispatch number, given when a worker takes it
+	polled bool   // issued by the submitter of its Polled bio
 }
 
 func (rq *request) endSector() int64 { return rq.sector + int64(rq.bytes>>SectorShift) }
@@ -96,7 +98,8 @@ func (rq *request) endSector() int64 { return rq.sector + int64(rq.bytes>>Sector
 // requests dispatch first in, first out, and a bio merges into a queued
 // request it is sector-adjacent to. Dispatched requests are taken by up to
 // Config.InFlight worker goroutines, each request being one device call;
-// bios complete on those workers.
+// bios complete on those workers. A Polled bio on an idle queue is the
+// exception: its submitter makes the call and completes it (see Submit).
 type Queue struct {
 	// Never change after NewQueue.
 	dev    Device
@@ -138,6 +141,8 @@ type Queue struct {
 	waiters   int        // goroutines in Wait; while any, Submit does not plug
 	plugs     int        // Plugs held (StartPlug not yet Finished)
 	queued    int        // bytes in pending
+	running   int        // device calls running on workers
+	polling   int        // device calls running on the submitters of Polled bios
 }
 
 // NewQueue makes the request queue of dev (blk_init_queue).
@@ -263,7 +268,7 @@ func (q *Queue) AllocBio(op Op, sector int64, nrVecs int) *Bio {
 
 // Submit queues b for I/O (submit_bio, generic_make_request and
 // __make_request in drivers/block/ll_rw_blk.c). b.EndIO is called once with
-// the outcome, always on another goroutine.
+// the outcome, on another goroutine unless b is Polled (below).
 //
 // A bio sector-adjacent to a queued request of the same Op is merged into
 // it (back or front merge) when the request stays within the queue's
@@ -273,6 +278,18 @@ func (q *Queue) AllocBio(op Op, sector int64, nrVecs int) *Bio {
 // (elevator.c:__elv_add_request) or when the UnplugDelay timer fires
 // (blk_unplug_timeout). While a Plug is held the bounds are PlugRequests
 // requests or PlugBytes bytes queued, and PlugDelay (see StartPlug).
+//
+// A Polled bio that finds the queue idle (nothing queued or waiting for a
+// worker, no Plug held, fewer than InFlight device calls running) is
+// issued at once on the submitter's goroutine: Submit makes its device
+// call, completes it and returns after its EndIO (later Linux's
+// blk_mq_try_issue_directly, which issues a bio from the submitting task
+// when the hardware queue is idle, with the completion reaped by that
+// task as bio_poll does for REQ_POLLED bios). A lone synchronous read
+// then costs no hand-off to a worker and back, which for a small read
+// from the host's cache costs more than the read itself. On a busy queue
+// a Polled bio is queued, merged and dispatched like any other, and it
+// counts in the InFlight bound while it runs.
 //
 // A bio that is empty, not sector-aligned, beyond the end of the device
 // (handle_bad_sector) or submitted after Close completes with an error
@@ -327,6 +344,10 @@ func (q *Queue) Submit(b *Bio) {
 		return
 	}
 	rq := &request{op: b.Op, sector: b.Sector, bytes: size, segs: len(b.Vecs), bios: []*Bio{b}, seq: q.seq}
+	if b.Polled && q.idleLocked() {
+		q.runPolledLocked(rq)
+		return
+	}
 	if len(q.pending) == 0 {
 		q.plugLocked()
 	}
@@ -338,6 +359,36 @@ func (q *Queue) Submit(b *Bio) {
 	q.updateCongestionLocked(rq.op)
 	if q.waiters > 0 || q.fullLocked() {
 		q.dispatchLocked()
+	}
+	q.mu.Unlock()
+}
+
+// idleLocked reports whether the queue could take a request straight to
+// the device: nothing is plugged or waiting for a worker, no Plug is held,
+// and fewer than InFlight device calls are running.
+//
+// Preconditions: q.mu is held.
+func (q *Queue) idleLocked() bool {
+	return len(q.pending) == 0 && len(q.dispatch) == 0 && q.plugs == 0 && q.running+q.polling < q.cfg.InFlight
+}
+
+// runPolledLocked makes rq's device call on the calling goroutine and
+// completes it (see Submit on Polled bios). It returns with q.mu released.
+//
+// Preconditions: q.mu is held and q.idleLocked().
+func (q *Queue) runPolledLocked(rq *request) {
+	q.nrRq[rq.op]++
+	q.updateCongestionLocked(rq.op)
+	q.polling++
+	rq.polled = true
+	q.stats.PolledCalls++
+	rq.dseq = q.dseqNext
+	q.dseqNext++
+	q.mu.Unlock()
+	q.run(rq) // gives the slot back (polling--)
+	q.mu.Lock()
+	if len(q.dispatch) > 0 {
+		q.kickLocked()
 	}
 	q.mu.Unlock()
 }
@@ -490,8 +541,16 @@ func (q *Queue) dispatchLocked() {
 	q.nrPending.Store(0)
 	q.queued = 0
 	q.lastMerge = nil
-	// Wake idle workers first, then start new ones up to InFlight.
-	n := len(q.dispatch)
+	q.kickLocked()
+}
+
+// kickLocked finds workers for the dispatch list: it wakes idle workers
+// first, then starts new ones up to InFlight.
+//
+// Preconditions: q.mu is held.
+func (q *Queue) kickLocked() {
+	// Workers between two calls look at the list before they wait.
+	n := len(q.dispatch) - (q.workers - q.idleWork - q.running)
 	for w := min(q.idleWork, n); w > 0; w-- {
 		q.work.Signal()
 		n--
@@ -500,6 +559,15 @@ func (q *Queue) dispatchLocked() {
 		q.workers++
 		go q.worker()
 	}
+}
+
+// runnableLocked reports whether a worker may take a request now: one is
+// waiting and fewer than InFlight device calls are running (a polled
+// call takes a slot as a worker's does).
+//
+// Preconditions: q.mu is held.
+func (q *Queue) runnableLocked() bool {
+	return len(q.dispatch) > 0 && q.running+q.polling < q.cfg.InFlight
 }
 
 // workerLinger is how long a worker waits for more work before it ends.
@@ -512,7 +580,7 @@ const workerLinger = 100 * time.Millisecond
 func (q *Queue) worker() {
 	q.mu.Lock()
 	for {
-		if len(q.dispatch) == 0 && !q.closed {
+		if !q.runnableLocked() && !q.closed {
 			q.idleWork++
 			deadline := time.AfterFunc(workerLinger, func() {
 				q.mu.Lock()
@@ -520,13 +588,16 @@ func (q *Queue) worker() {
 				q.mu.Unlock()
 			})
 			start := time.Now()
-			for len(q.dispatch) == 0 && !q.closed && time.Since(start) < workerLinger {
+			for !q.runnableLocked() && !q.closed && time.Since(start) < workerLinger {
 				q.work.Wait()
 			}
 			deadline.Stop()
 			q.idleWork--
 		}
-		if len(q.dispatch) == 0 {
+		if !q.runnableLocked() {
+			// Closed or lingered out with nothing to run. Requests left
+			// waiting for a slot that a polled call holds are handed
+			// to workers when that call ends (runPolledLocked).
 			break
 		}
 		rq := q.dispatch[0]
@@ -534,8 +605,9 @@ func (q *Queue) worker() {
 		q.dispatch = q.dispatch[1:]
 		rq.dseq = q.dseqNext
 		q.dseqNext++
+		q.running++
 		q.mu.Unlock()
-		q.run(rq)
+		q.run(rq) // gives the slot back (running--)
 		q.mu.Lock()
 	}
 	q.workers--
@@ -563,6 +635,14 @@ func (q *Queue) run(rq *request) {
 	}
 
 	q.mu.Lock()
+	// The device call is over: its slot is free before the completions
+	// run, so a worker that finished its call counts as one that will
+	// look for more (kickLocked).
+	if rq.polled {
+		q.polling--
+	} else {
+		q.running--
+	}
 	n := int64(rq.bytes)
 	if rq.op == Write {
 		q.stats.WriteCalls++
@@ -638,8 +718,11 @@ func (q *Queue) updateCongestionLocked(op Op) {
 }
 
 // SubmitWait submits b, unplugs the queue and waits for b to complete,
-// returning its error. b.EndIO, if set, is still called first.
+// returning its error. b.EndIO, if set, is still called first. The bio is
+// Polled: on an idle queue the device call is made on the caller's
+// goroutine (see Submit).
 func (q *Queue) SubmitWait(b *Bio) error {
+	b.Polled = true
 	done := make(chan error, 1)
 	end := b.EndIO
 	b.EndIO = func(b *Bio, err error) {

@@ -30,14 +30,19 @@ func (q *Queue) workerCount() (workers, idle int) {
 	return q.workers, q.idleWork
 }
 
-// readOne reads sector s through q and waits for it.
+// readOne reads sector s through q's workers (a bio that is not Polled)
+// and waits for it.
 func readOne(t *testing.T, q *Queue, s int64) {
 	t.Helper()
 	b := q.AllocBio(Read, s, 1)
 	if b == nil || !b.AddPage(make([]byte, 4096), nil) {
 		t.Fatal("cannot build a bio")
 	}
-	if err := q.SubmitWait(b); err != nil {
+	done := make(chan error, 1)
+	b.EndIO = func(_ *Bio, err error) { done <- err }
+	q.Submit(b)
+	q.Unplug()
+	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 }

@@ -495,13 +495,21 @@ func TestQueueRejectsBadBios(t *testing.T) {
 	}
 }
 
-// gate is a device whose writes wait for a token each.
+// gate is a device whose writes wait for a token each. If waiting is not
+// nil, a write sends on it (when there is room) before it waits.
 type gate struct {
 	block.Device
-	tokens chan struct{}
+	tokens  chan struct{}
+	waiting chan struct{}
 }
 
 func (g *gate) WriteVecAt(bufs [][]byte, off int64) error {
+	if g.waiting != nil {
+		select {
+		case g.waiting <- struct{}{}:
+		default:
+		}
+	}
 	<-g.tokens
 	return g.Device.WriteVecAt(bufs, off)
 }

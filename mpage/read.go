@@ -372,10 +372,19 @@ func ReadPages(m *pagecache.Mapping, pages []*pagecache.Page, get buffer.GetBloc
 // of a mapping, which is unlocked when the read is over (possibly after
 // ReadPage returns). The error is that of the per-block fallback, as for
 // ReadPages.
+//
+// Its caller waits for the page at once (readpage is the synchronous
+// path: a read that readahead did not cover, or the partial page of a
+// write), so the bio is Polled: on an idle queue the caller makes the
+// device call itself and the page is unlocked before ReadPage returns,
+// without a hand-off to a queue worker and back. 2.6.12 submits and
+// sleeps in lock_page; later Linux issues such a bio directly from the
+// submitting task when the queue is idle (blk_mq_try_issue_directly).
 func ReadPage(p *pagecache.Page, get buffer.GetBlock) error {
 	d := mpageData{get: get}
 	d.doReadPage(p, 1)
 	if d.bio != nil {
+		d.bio.Polled = true
 		d.submit()
 	}
 	d.finishPlug()
