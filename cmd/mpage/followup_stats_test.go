@@ -95,6 +95,11 @@ func TestFollowupStatsFallback(t *testing.T) {
 			if got := m["fallback_write_pages"]; got != 0.0 {
 				t.Errorf("fallback_write_pages %v after a cat, want 0", got)
 			}
+			// Metadata reads (superblock, inode, directory) wait at once
+			// on an idle queue: their callers make the calls.
+			if got, _ := m["polled_calls"].(float64); got < 1 || got > m["read_calls"].(float64) {
+				t.Errorf("polled_calls %v, want at least 1 and at most read_calls %v", m["polled_calls"], m["read_calls"])
+			}
 		})
 	}
 	r := mpage(t, "--stats", "cat", image+":/frag")

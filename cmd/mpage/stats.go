@@ -34,6 +34,7 @@ func (r *runStats) add(s ext2fs.Stats) {
 	q.LargestRequest = max(q.LargestRequest, o.LargestRequest)
 	q.Flushes += o.Flushes
 	q.Errors += o.Errors
+	q.PolledCalls += o.PolledCalls
 	p := &r.s.PageCache
 	p.PeakPages = max(p.PeakPages, s.PageCache.PeakPages)
 	p.Evicted += s.PageCache.Evicted
@@ -67,6 +68,7 @@ type statsReport struct {
 	LargestRequest     int64   `json:"largest_request"`
 	Flushes            int64   `json:"flushes"`
 	DeviceErrors       int64   `json:"device_errors"`
+	PolledCalls        int64   `json:"polled_calls"`
 	PeakCachePages     int64   `json:"peak_cache_pages"`
 	EvictedPages       int64   `json:"evicted_pages"`
 	ThrottledWriters   int64   `json:"throttled_writers"`
@@ -99,6 +101,7 @@ func (r *runStats) report(command string, elapsed time.Duration) statsReport {
 		LargestRequest:   q.LargestRequest,
 		Flushes:          q.Flushes,
 		DeviceErrors:     q.Errors,
+		PolledCalls:      q.PolledCalls,
 		PeakCachePages:   r.s.PageCache.PeakPages,
 		EvictedPages:     r.s.PageCache.Evicted,
 		ThrottledWriters: r.s.PageCache.Throttled,
@@ -144,6 +147,7 @@ func writeStatsText(w io.Writer, r statsReport) {
 		r.ReadCalls, human(r.BytesRead), human(int64(r.BytesPerReadCall)),
 		r.WriteCalls, human(r.BytesWritten), human(int64(r.BytesPerWriteCall)),
 		human(r.LargestRequest), r.Flushes)
+	fmt.Fprintf(w, "stats: %d device calls made by a waiting reader itself (polled)\n", r.PolledCalls)
 	fmt.Fprintf(w, "stats: page cache peak %d pages, %d evicted; metadata %d blocks read, %d written (%d hits, %d misses)\n",
 		r.PeakCachePages, r.EvictedPages, r.MetadataReads, r.MetadataWrites, r.MetadataHits, r.MetadataMisses)
 	fmt.Fprintf(w, "stats: per-block fallback: %d pages read, %d written\n", r.FallbackReadPages, r.FallbackWritePages)
