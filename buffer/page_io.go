@@ -529,7 +529,7 @@ func BlockWriteBegin(p *pagecache.Page, from, to int, get GetBlock) error {
 	blocksize := 1 << bits
 	head := Buffers(p)
 	if head == nil {
-		head = CreateEmptyBuffers(p, blocksize, 0)
+		head = createPageBuffers(p, blocksize)
 	}
 	blk := p.Index << (pagecache.PageShift - bits)
 	var wait []*Head
@@ -740,7 +740,7 @@ func BlockTruncatePage(m *pagecache.Mapping, from int64, get GetBlock) error {
 	p := m.FindOrCreate(index)
 	defer p.Unlock()
 	if !HasBuffers(p) {
-		CreateEmptyBuffers(p, blocksize, 0)
+		createPageBuffers(p, blocksize)
 	}
 	// Find the buffer that contains offset.
 	bh := Buffers(p)

@@ -72,9 +72,12 @@ func (a *aops) writePage(p *pagecache.Page, wbc *pagecache.WritebackControl) err
 // WriteBegin mirrors fs/ext2/inode.c:ext2_write_begin() →
 // block_write_begin(): the blocks under [from, to) of the locked page are
 // allocated now, so a full filesystem fails the write rather than the
-// later writeback.
+// later writeback. A write of a whole page of a page without buffers
+// attaches none (ext2_nobh_write_begin → nobh_write_begin, which ext2
+// used when mounted with nobh): writeback maps the page again with
+// ext2_get_block when it builds its bio.
 func (a *aops) WriteBegin(p *pagecache.Page, from, to int) error {
-	return buffer.BlockWriteBegin(p, from, to, a.ino.getBlock)
+	return buffer.NobhWriteBegin(p, from, to, a.ino.getBlock)
 }
 
 // syncData writes the inode's dirty pages and waits for them

@@ -102,6 +102,13 @@ func newArena(n int64) *arena {
 func (a *arena) alloc() (frame int32, data []byte, zero, ok bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.allocLocked()
+}
+
+// allocLocked is alloc.
+//
+// Preconditions: a.mu is held.
+func (a *arena) allocLocked() (frame int32, data []byte, zero, ok bool) {
 	switch {
 	case a.closed:
 		return 0, nil, false, false

@@ -172,11 +172,24 @@ func (m *Mapping) Write(buf []byte, off int64) (int, error) {
 		return 0, fmt.Errorf("%w: write of %d bytes at offset %d", ErrTooLarge, len(buf), off)
 	}
 	wb, _ := m.ops.(WriteBeginner)
+	batch := m.cache.writeBatchLimit()
 	done := 0
 	for done < len(buf) {
 		pos := off + int64(done)
 		index := pos >> PageShift
 		offset := int(pos & (PageSize - 1))
+		if whole := (len(buf) - done) / PageSize; offset == 0 && whole > 1 && index <= MaxIndex {
+			whole = int(min(int64(min(whole, batch)), MaxIndex-index+1))
+			k, err := m.writeWholePages(wb, buf[done:done+whole*PageSize], index)
+			done += k
+			if err != nil {
+				return done, err
+			}
+			if k > 0 {
+				m.cache.BalanceDirty()
+				continue
+			}
+		}
 		n := min(PageSize-offset, len(buf)-done)
 		p, err := m.writeGetPage(index, offset, n)
 		if err != nil {

@@ -296,6 +296,16 @@ func peakRSS() (hwm, rss int64) {
 	return hwm, rss
 }
 
+// threadCPU is the CPU time of the calling thread
+// (CLOCK_THREAD_CPUTIME_ID), zero where it cannot be read.
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
+
 func mbps(n int64, d time.Duration) float64 { return float64(n) / d.Seconds() / 1e6 }
 
 // BenchmarkSequentialWrite writes the image in 1 MiB writes through the
@@ -311,8 +321,8 @@ func BenchmarkSequentialWrite(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer raw.Close()
-	var rawDur, directDur, flatDur time.Duration
-	var calls, bytesW, peak, base int64
+	var rawDur, directDur, flatDur, writeDur, writeCPU time.Duration
+	var calls, bytesW, peak, base, throttled, allocWaits int64
 	direct := true
 	b.ResetTimer()
 	for b.Loop() {
@@ -331,16 +341,26 @@ func BenchmarkSequentialWrite(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		// The writer runs on one locked thread, so that thread's CPU
+		// time is the writer's.
+		runtime.LockOSThread()
+		cpu0 := threadCPU()
 		start = time.Now()
 		for off := int64(0); off < e.size; off += benchChunk {
 			if _, err := f.WriteAt(e.buf, off); err != nil {
 				b.Fatal(err)
 			}
 		}
+		writeDur += time.Since(start)
+		writeCPU += threadCPU() - cpu0
 		if err := f.Sync(); err != nil {
 			b.Fatal(err)
 		}
 		flatDur += time.Since(start)
+		runtime.UnlockOSThread()
+		cs := fsys.Cache().Stats()
+		throttled += cs.Throttled
+		allocWaits += cs.AllocWaits
 		hwm, _ := peakRSS()
 		peak = max(peak, hwm)
 		st := q.Stats()
@@ -353,6 +373,12 @@ func BenchmarkSequentialWrite(b *testing.B) {
 	if direct {
 		b.ReportMetric(mbps(e.size*int64(b.N), directDur), "rawdirect-MB/s")
 	}
+	gib := float64(e.size*int64(b.N)) / (1 << 30)
+	b.ReportMetric(writeCPU.Seconds()/gib, "writerCPU-s/GiB")
+	b.ReportMetric(writeDur.Seconds()/gib, "writes-s/GiB")
+	b.ReportMetric((flatDur-writeDur).Seconds()/gib, "sync-s/GiB")
+	b.ReportMetric(float64(throttled)/float64(b.N), "throttled/op")
+	b.ReportMetric(float64(allocWaits)/float64(b.N), "allocwaits/op")
 	report(b, e, rawDur, flatDur, calls, bytesW, peak, base, "write")
 }
 

@@ -176,7 +176,9 @@ func (a *aops) WritePages(m *pagecache.Mapping, wbc *pagecache.WritebackControl)
 	return mpage.WritePages(m, wbc, a.ino.getBlock, a.WritePage)
 }
 
-// WriteBegin mirrors ext2_write_begin() → block_write_begin().
+// WriteBegin mirrors ext2_write_begin() → block_write_begin(), or
+// nobh_write_begin() for a write of a whole page (ext2 mounted nobh):
+// the blocks are allocated now either way.
 func (a *aops) WriteBegin(p *pagecache.Page, from, to int) error {
-	return buffer.BlockWriteBegin(p, from, to, a.ino.getBlock)
+	return buffer.NobhWriteBegin(p, from, to, a.ino.getBlock)
 }

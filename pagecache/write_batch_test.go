@@ -1,0 +1,112 @@
+package pagecache
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+// TestWriteWholePages writes whole pages over files whose pages are
+// partly cached, through the batched path: the bytes read back and on
+// disk after a sync are the model's, no page is read for the write, every
+// written page is dirty once, and the cache's charge matches its pages.
+func TestWriteWholePages(t *testing.T) {
+	tests := []struct {
+		name   string
+		limit  int64   // pages
+		disk   int     // pages of the file before the write
+		cached []int64 // pages read into the cache before the write
+		off    int64   // of the write, in pages
+		pages  int     // written
+	}{
+		{"empty file", 4096, 0, nil, 0, 100},
+		{"past end of file", 4096, 3, []int64{1}, 7, 50},
+		{"cached pages inside the run", 4096, 80, []int64{0, 5, 17, 31, 32, 33, 79}, 0, 80},
+		{"cache smaller than the write", 64, 10, []int64{2, 9}, 0, 300},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			initial := pattern(tc.disk*PageSize, 3)
+			c, m, o := newTestMapping(t, Config{Limit: tc.limit * PageSize}, initial, false)
+			one := make([]byte, 1)
+			for _, i := range tc.cached {
+				if _, err := m.Read(NewReadaheadState(-1), one, i*PageSize); err != nil {
+					t.Fatal(err)
+				}
+			}
+			readsBefore := o.readPageCalls.Load()
+			buf := pattern(tc.pages*PageSize, 9)
+			n, err := m.Write(buf, tc.off*PageSize)
+			if err != nil || n != len(buf) {
+				t.Fatalf("Write got %d, %v, want %d, nil", n, err, len(buf))
+			}
+			if got := o.readPageCalls.Load() - readsBefore; got != 0 {
+				t.Errorf("ReadPage calls for the write got %d, want 0", got)
+			}
+			model := append([]byte(nil), initial...)
+			if end := int((tc.off + int64(tc.pages)) * PageSize); end > len(model) {
+				model = append(model, make([]byte, end-len(model))...)
+			}
+			copy(model[tc.off*PageSize:], buf)
+			if got := m.Size(); got != int64(len(model)) {
+				t.Errorf("Size got %d, want %d", got, len(model))
+			}
+			st := c.Stats()
+			if tc.limit > int64(tc.pages) {
+				if st.Dirty != int64(tc.pages) {
+					t.Errorf("dirty pages got %d, want %d", st.Dirty, tc.pages)
+				}
+			}
+			if got := int64(m.NrPages()); st.Pages != got {
+				t.Errorf("charged pages got %d, want the %d cached", st.Pages, got)
+			}
+			if st.PeakPages > tc.limit {
+				t.Errorf("peak pages got %d, want at most the limit %d", st.PeakPages, tc.limit)
+			}
+			got := make([]byte, len(model))
+			if n, err := m.Read(nil, got, 0); n != len(model) || err != nil || !bytes.Equal(got, model) {
+				t.Errorf("Read after the write: %d bytes, %v, equal %v; want %d, nil, true", n, err, bytes.Equal(got, model), len(model))
+			}
+			syncAll(t, m)
+			o.wg.Wait()
+			if disk := o.disk(); len(disk) < len(model) || !bytes.Equal(disk[:len(model)], model) {
+				t.Errorf("disk after sync differs from the model")
+			}
+		})
+	}
+}
+
+// TestWriteWholePagesNoSpace refuses a page in the middle of a batch of
+// whole pages: the pages before it are written and dirty, the refused
+// page is neither locked nor dirty, and the batch's pages after it are
+// not left in the cache (nor charged).
+func TestWriteWholePagesNoSpace(t *testing.T) {
+	c := NewCache(Config{})
+	ops := &errBeginner{memOps: newMemOps(t, nil, false), failFrom: 10}
+	m := c.NewMapping(ops, 10)
+	buf := pattern(20*PageSize, 2)
+	n, err := m.Write(buf, 0)
+	if !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("Write err got %v, want ErrNoSpace", err)
+	}
+	if want := 10 * PageSize; n != want {
+		t.Errorf("Write got %d bytes, want %d", n, want)
+	}
+	if got, want := m.Size(), int64(10*PageSize); got != want {
+		t.Errorf("Size got %d, want %d", got, want)
+	}
+	if got := c.Stats().Dirty; got != 10 {
+		t.Errorf("dirty pages got %d, want 10", got)
+	}
+	if p := m.Lookup(10); p != nil && (p.Has(Locked) || p.Has(Dirty)) {
+		t.Errorf("refused page got locked=%v dirty=%v, want neither", p.Has(Locked), p.Has(Dirty))
+	}
+	for i := int64(11); i < 20; i++ {
+		if p := m.Lookup(i); p != nil {
+			t.Errorf("page %d after the refused one is cached (flags %v), want it dropped", i, p.Flags())
+		}
+	}
+	if got, want := c.Stats().Pages, int64(m.NrPages()); got != want {
+		t.Errorf("charged pages got %d, want the %d cached", got, want)
+	}
+}
