@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/mpagefs/mpage/block"
 	"github.com/mpagefs/mpage/pagecache"
@@ -46,14 +47,17 @@ func NobhWriteBegin(p *pagecache.Page, from, to int, get GetBlock) error {
 	}
 	blocksize := 1 << bits
 	blk := p.Index << (pagecache.PageShift - bits)
-	var bh Head
+	// The mapping head goes to get, a function value, so it would be
+	// allocated on the heap for each page: it comes from a pool instead.
+	bh := mapHeads.Get().(*Head)
+	defer putMapHead(bh)
 	var fresh [pagecache.PageSize >> block.SectorShift]nobhBlock
 	for i, off := 0, 0; off < pagecache.PageSize; i, off = i+1, off+blocksize {
 		bh.SetState(0)
 		bh.Blocknr, bh.Queue = 0, nil
 		bh.Size, bh.Page = blocksize, p
 		bh.Data = p.Data[off : off+blocksize : off+blocksize]
-		if err := get(blk+int64(i), &bh, true); err != nil {
+		if err := get(blk+int64(i), bh, true); err != nil {
 			nobhWriteBeginFailed(p, blocksize, fresh[:i])
 			return err
 		}
@@ -118,4 +122,15 @@ func createPageBuffers(p *pagecache.Page, blocksize int) *Head {
 		s |= Dirty
 	}
 	return CreateEmptyBuffers(p, blocksize, s)
+}
+
+// mapHeads holds the heads NobhWriteBegin hands to get_block (the
+// on-stack map_bh of nobh_write_begin).
+var mapHeads = sync.Pool{New: func() any { return new(Head) }}
+
+// putMapHead forgets what bh pointed to and returns it to mapHeads.
+func putMapHead(bh *Head) {
+	bh.SetState(0)
+	bh.Blocknr, bh.Queue, bh.Data, bh.Page = 0, nil, nil, nil
+	mapHeads.Put(bh)
 }

@@ -3,6 +3,7 @@ package mpage
 import (
 	"errors"
 	"math"
+	"sync"
 
 	"github.com/mpagefs/mpage/block"
 	"github.com/mpagefs/mpage/buffer"
@@ -14,6 +15,16 @@ import (
 // (writepage_t). buffer.WriteFullPage with the filesystem's mapper is the
 // usual one.
 type WritePageFunc func(p *pagecache.Page, wbc *pagecache.WritebackControl) error
+
+// mapHeads holds the heads writePageToBio hands to get_block.
+var mapHeads = sync.Pool{New: func() any { return new(buffer.Head) }}
+
+// putMapHead forgets what bh pointed to and returns it to mapHeads.
+func putMapHead(bh *buffer.Head) {
+	bh.SetState(0)
+	bh.Blocknr, bh.Queue, bh.Data, bh.Page = 0, nil, nil, nil
+	mapHeads.Put(bh)
+}
 
 // pagevecSize is how many dirty pages one look-up returns (PAGEVEC_SIZE).
 const pagevecSize = 16
@@ -148,7 +159,11 @@ func (d *mpageData) writePageToBio(p *pagecache.Page, m *pagecache.Mapping) bool
 		if blockInFile > lastBlock {
 			return false // goto confused
 		}
-		var mapBH buffer.Head
+		// The seed's on-stack map_bh; here it goes to get, a function
+		// value, which would put it on the heap for each page: it comes
+		// from a pool instead.
+		mapBH := mapHeads.Get().(*buffer.Head)
+		defer putMapHead(mapBH)
 		mapBH.Page = p
 		mapBH.Size = blocksize
 		pageBlock := 0
@@ -156,7 +171,7 @@ func (d *mpageData) writePageToBio(p *pagecache.Page, m *pagecache.Mapping) bool
 			mapBH.SetState(0)
 			mapBH.Blocknr = 0
 			mapBH.Data = p.Data[pageBlock<<bits : (pageBlock+1)<<bits : (pageBlock+1)<<bits]
-			if err := d.get(blockInFile, &mapBH, true); err != nil {
+			if err := d.get(blockInFile, mapBH, true); err != nil {
 				return false // goto confused
 			}
 			if !mapBH.Has(buffer.Mapped) || mapBH.Queue == nil {

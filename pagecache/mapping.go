@@ -524,9 +524,7 @@ func (p *Page) EndWriteback() {
 		}
 		m.mu.Unlock()
 	}
-	p.mu.Lock()
-	p.cond.Broadcast()
-	p.mu.Unlock()
+	p.wakeWaiters()
 	if m != nil {
 		m.cache.wake()
 	}

@@ -8,8 +8,9 @@
 // and the page flag helpers of include/linux/page-flags.h.
 //
 // Lock order: page lock (Page.Lock, a sleeping lock) → Mapping.mu →
-// Cache.mu. Page.mu (the wait queue of one page) and errseq.mu are leaves:
-// nothing is taken under them. Code holding Cache.mu only ever TryLocks a
+// Cache.mu. The mutexes of the page wait queues (pageWaitQueue) and
+// errseq.mu are leaves: nothing is taken under them. Code holding
+// Cache.mu only ever TryLocks a
 // page, and the eviction scan drops Cache.mu before it locks pages or takes
 // a Mapping.mu. Allocation (Mapping.NewPage) and BalanceDirty are called
 // with no Mapping.mu or Cache.mu held; allocation may hold page locks,
@@ -30,6 +31,7 @@ package pagecache
 import (
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Page geometry: 4096-byte pages, as PAGE_CACHE_SIZE on x86.
@@ -52,9 +54,16 @@ const (
 	Referenced                     // PG_referenced: used since it entered the LRU
 	Readahead                      // PG_readahead: reaching it starts the next async window
 
+	// waiters is internal: a goroutine sleeps, or is about to, on the
+	// page's wait queue for Locked or Writeback to clear (PG_waiters of
+	// later Linux), so whoever clears them must wake the queue. Flags
+	// hides it.
+	waiters Flags = 1 << 30
 	// freePending is internal: the page's frame goes back to its arena
 	// when writeback ends (see Page.releaseFrame). Flags hides it.
 	freePending Flags = 1 << 31
+
+	internalFlags = waiters | freePending
 )
 
 // Page is one page of a file's data in memory (struct page).
@@ -74,9 +83,6 @@ type Page struct {
 
 	flags   atomic.Uint32
 	mapping atomic.Pointer[Mapping]
-
-	mu   sync.Mutex // guards waits on Locked and Writeback; pairs with cond
-	cond sync.Cond
 
 	// chargedTo is the cache whose memory limit counts this page, from
 	// Mapping.NewPage (or AddPage) until the page leaves its mapping or is
@@ -104,9 +110,54 @@ func NewPage(index int64) *Page {
 
 // newPage makes a page without memory.
 func newPage(index int64) *Page {
-	p := &Page{Index: index}
-	p.cond.L = &p.mu
-	return p
+	return &Page{Index: index}
+}
+
+// Page wait queues. A goroutine waiting for a page's Locked or Writeback
+// bit to clear sleeps on one of a fixed table of wait queues, chosen by
+// the page's address (page_waitqueue's hashed table in Linux), rather than
+// on a mutex and condition variable in every page: that kept 64 bytes in
+// each Page and cost every unlock a mutex round and a broadcast although
+// almost no unlock has a waiter. A waiter sets the page's waiters bit
+// (PG_waiters) under its queue's mutex before its last look at the bit it
+// waits for; whoever clears Locked or Writeback then wakes the queue only
+// when the waiters bit was set. A wake-up clears the bit and wakes every
+// waiter of the queue: those of other pages, or still waiting, set it
+// again and sleep again.
+type pageWaitQueue struct {
+	mu   sync.Mutex // guards sleeps on cond; a leaf
+	cond sync.Cond  // on mu
+	_    [40]byte   // one queue per cache line
+}
+
+const pageWaitBits = 8
+
+var pageWaitTable = func() *[1 << pageWaitBits]pageWaitQueue {
+	t := new([1 << pageWaitBits]pageWaitQueue)
+	for i := range t {
+		t[i].cond.L = &t[i].mu
+	}
+	return t
+}()
+
+// waitQueue is the wait queue of p. Go's heap objects do not move, so
+// the address is stable.
+func (p *Page) waitQueue() *pageWaitQueue {
+	h := uint64(uintptr(unsafe.Pointer(p))) * 0x9e3779b97f4a7c15
+	return &pageWaitTable[h>>(64-pageWaitBits)]
+}
+
+// wakeWaiters wakes the goroutines waiting on p's queue if the waiters
+// bit is set (wake_up_page). Call it after clearing the bit waited for.
+func (p *Page) wakeWaiters() {
+	if !p.Has(waiters) {
+		return
+	}
+	q := p.waitQueue()
+	q.mu.Lock()
+	p.clear(waiters)
+	q.cond.Broadcast()
+	q.mu.Unlock()
 }
 
 // Mapping is the mapping the page belongs to, or nil once it is truncated
@@ -114,7 +165,7 @@ func newPage(index int64) *Page {
 func (p *Page) Mapping() *Mapping { return p.mapping.Load() }
 
 // Flags returns a snapshot of the page's flags.
-func (p *Page) Flags() Flags { return Flags(p.flags.Load()) &^ freePending }
+func (p *Page) Flags() Flags { return Flags(p.flags.Load()) &^ internalFlags }
 
 // Has reports whether all of f are set.
 func (p *Page) Has(f Flags) bool { return Flags(p.flags.Load())&f == f }
@@ -176,11 +227,16 @@ func (p *Page) Lock() {
 	if !p.testAndSet(Locked) {
 		return
 	}
-	p.mu.Lock()
-	for p.testAndSet(Locked) {
-		p.cond.Wait()
+	q := p.waitQueue()
+	q.mu.Lock()
+	for {
+		p.set(waiters)
+		if !p.testAndSet(Locked) {
+			break
+		}
+		q.cond.Wait()
 	}
-	p.mu.Unlock()
+	q.mu.Unlock()
 }
 
 // TryLock takes the page lock if it is free (TestSetPageLocked).
@@ -200,10 +256,8 @@ func (p *Page) Unlock() {
 // the eviction scan uses it so that its own TryLock/unlock of a page it
 // could not evict does not wake the allocation it is working for.
 func (p *Page) unlockQuiet() {
-	p.mu.Lock()
 	p.clear(Locked)
-	p.cond.Broadcast()
-	p.mu.Unlock()
+	p.wakeWaiters()
 }
 
 // Release gives back the memory charge of a page made by Mapping.NewPage
@@ -239,9 +293,14 @@ func (p *Page) waitClear(f Flags) {
 	if !p.Has(f) {
 		return
 	}
-	p.mu.Lock()
-	for p.Has(f) {
-		p.cond.Wait()
+	q := p.waitQueue()
+	q.mu.Lock()
+	for {
+		p.set(waiters)
+		if !p.Has(f) {
+			break
+		}
+		q.cond.Wait()
 	}
-	p.mu.Unlock()
+	q.mu.Unlock()
 }
