@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/mpagefs/mpage/ext2"
 	"github.com/mpagefs/mpage/ext2fs"
+	"golang.org/x/sys/unix"
 )
 
 // Options choose how a filesystem is mounted.
@@ -33,7 +35,15 @@ type Options struct {
 	// must drop file capabilities on write), one more request per
 	// write, which costs small writes about half their speed.
 	NoXattr bool
+	// ReadAhead is the kernel's readahead for files of the mount, in
+	// bytes: 0 means DefaultReadAhead, a negative value leaves the
+	// kernel's own (128 KiB). See setReadAhead.
+	ReadAhead int
 }
+
+// DefaultReadAhead is the readahead of a mount whose Options leave it 0:
+// 4 MiB, in READs of up to MaxWrite (1 MiB).
+const DefaultReadAhead = 4 << 20
 
 // Timeouts of the kernel's name and attribute caches: an hour, since
 // nothing but this mount changes the image while it is mounted and the
@@ -153,7 +163,40 @@ func Mount(fsys *ext2fs.FS, dir string, opts Options) (*Server, error) {
 		m.releaseNodes()
 		return nil, fmt.Errorf("fusemount: mounting %s: %w", dir, err)
 	}
+	if ra := opts.ReadAhead; ra >= 0 {
+		if ra == 0 {
+			ra = DefaultReadAhead
+		}
+		if err := setReadAhead(dir, ra); err != nil && gopts.Logger != nil {
+			gopts.Logger.Printf("keeping the kernel's readahead: %v", err)
+		}
+	}
 	return &Server{srv: srv, m: m, dir: dir}, nil
+}
+
+// setReadAhead sets the readahead of the mount at dir to n bytes,
+// rounded down to KiB: read_ahead_kb of its backing device info
+// (/sys/class/bdi/MAJOR:MINOR, the device number of the mount), as
+// blockdev --setra does for a disk. The kernel starts a FUSE mount with
+// 128 KiB (VM_READAHEAD_PAGES) and lets the server only lower it in the
+// INIT reply (max_readahead); the sysfs file is the one way up, and only
+// root may write it (for others the kernel's stays). With 128 KiB a
+// sequential reader's data comes in 256 KiB READs, at most two of them
+// ahead of it; with 4 MiB it comes in 1 MiB READs (MaxWrite), four
+// ahead, which overlap with each other and with our own readahead from
+// the image. fio 1 MiB sequential reads of a cold 1 GiB file, medians
+// of 5 runs alternated on a busy 2-core machine: 530 MB/s with 128 KiB,
+// 718 with 1 MiB, 767 with 4 MiB (fuse2fs 435).
+func setReadAhead(dir string, n int) error {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return fmt.Errorf("stat %s: %w", dir, err)
+	}
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	if err := os.WriteFile(p, []byte(strconv.Itoa(n>>10)), 0); err != nil {
+		return fmt.Errorf("setting the readahead: %w", err)
+	}
+	return nil
 }
 
 // Dir returns the mount point.
