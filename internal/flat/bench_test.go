@@ -101,6 +101,31 @@ import (
 // day: write 1.72 GB/s, 0.76x raw; read 1.54 GB/s, 1.09x raw; 0.25 calls
 // per MiB; peak RSS 303 MiB (write) and 294 MiB (read), limit 256 MiB.
 
+// 2026-11-26, later, another helper's fio and fuse2fs on the machine
+// (load 3.5-5): whole-page writes in batches of 32 pages (one round of
+// each lock per batch for allocation, index, LRU and dirty tagging;
+// BalanceDirty once per batch), no buffer heads for whole-page writes
+// (buffer.NobhWriteBegin), page waits on a hashed table of wait queues
+// (Page 176 -> 112 bytes). Five alternated pairs, base (939c9c0) vs
+// after (e912432): writer CPU (writerCPU-s/GiB, the writer thread's
+// CLOCK_THREAD_CPUTIME_ID) 0.319 -> 0.284 s/GiB (medians; ranges
+// 0.312-0.326 and 0.270-0.296); write 1819 -> 1902 MB/s (1744-1875 and
+// 1680-1999), with raw buffered 2521-3184 and 994-2839 MB/s in the same
+// runs (flat/raw medians 0.67 -> 0.72); 0.25 calls/MiB both; peak RSS
+// 304-306 -> 283-285 MiB. A CPU profile of three 1 GiB passes after:
+// the writer 0.27 s/GiB, of which the copy into pages 0.14-0.2 (memmove;
+// the first pass over fresh arena memory pays page faults there), page
+// allocation, charge and eviction 0.08, get_block and the rest 0.03; on
+// the other goroutines the device worker's O_DIRECT pwritev 0.15, the
+// flusher 0.08, arena prefaulting 0.05 (the first 256 MiB of each mount),
+// GC 0.03 (was 0.08: no buffer head, smaller pages). About 0.57 s of CPU
+// per GiB on two cores shared with other work: the two cores, not the
+// writer alone, set the pace. Tried and dropped, no gain in alternated
+// runs: eviction in batches (one mapping-lock and one Cache.mu round per
+// batch), ending writeback of a bio's pages in one mapping-lock round,
+// MADV_HUGEPAGE on the arena with prefaulting (one run's writer took 0.60
+// s/GiB: compaction stalls on first touch).
+
 // Benchmark knobs, from the environment:
 //
 //	MPAGE_BENCH_SIZE  file size, bytes with an optional K, M or G suffix
