@@ -3,7 +3,6 @@ package mpage
 import (
 	"errors"
 	"math"
-	"sync"
 
 	"github.com/mpagefs/mpage/block"
 	"github.com/mpagefs/mpage/buffer"
@@ -16,16 +15,6 @@ import (
 // usual one.
 type WritePageFunc func(p *pagecache.Page, wbc *pagecache.WritebackControl) error
 
-// mapHeads holds the heads writePageToBio hands to get_block.
-var mapHeads = sync.Pool{New: func() any { return new(buffer.Head) }}
-
-// putMapHead forgets what bh pointed to and returns it to mapHeads.
-func putMapHead(bh *buffer.Head) {
-	bh.SetState(0)
-	bh.Blocknr, bh.Queue, bh.Data, bh.Page = 0, nil, nil, nil
-	mapHeads.Put(bh)
-}
-
 // pagevecSize is how many dirty pages one look-up returns (PAGEVEC_SIZE).
 const pagevecSize = 16
 
@@ -37,14 +26,17 @@ const pagevecSize = 16
 // still cleared, and ErrAgain is returned (the seed's -EAGAIN).
 //
 // Preconditions: p is locked and its dirty bit was cleared for I/O.
-func (d *mpageData) writePage(p *pagecache.Page, wbc *pagecache.WritebackControl, writepage WritePageFunc) error {
+//
+// mapBH is the head writePageToBio hands to get for a page without
+// buffers: one per writepages call, so that it is not allocated per page.
+func (d *mpageData) writePage(p *pagecache.Page, wbc *pagecache.WritebackControl, writepage WritePageFunc, mapBH *buffer.Head) error {
 	m := p.Mapping()
 	if m == nil {
 		// Truncated away: nothing left to write.
 		p.Unlock()
 		return nil
 	}
-	if d.writePageToBio(p, m) {
+	if d.writePageToBio(p, m, mapBH) {
 		return nil
 	}
 	// confused:
@@ -72,7 +64,7 @@ func (d *mpageData) writePage(p *pagecache.Page, wbc *pagecache.WritebackControl
 // that are fully mapped and dirty, with a special case for pages that are
 // unmapped at the end (end of file). If the page has no buffers (the
 // preferred case) it is mapped here with get, allocating.
-func (d *mpageData) writePageToBio(p *pagecache.Page, m *pagecache.Mapping) bool {
+func (d *mpageData) writePageToBio(p *pagecache.Page, m *pagecache.Mapping, mapBH *buffer.Head) bool {
 	bits, err := blockBits(m)
 	if err != nil {
 		return false
@@ -159,17 +151,15 @@ func (d *mpageData) writePageToBio(p *pagecache.Page, m *pagecache.Mapping) bool
 		if blockInFile > lastBlock {
 			return false // goto confused
 		}
-		// The seed's on-stack map_bh; here it goes to get, a function
-		// value, which would put it on the heap for each page: it comes
-		// from a pool instead.
-		mapBH := mapHeads.Get().(*buffer.Head)
-		defer putMapHead(mapBH)
+		// The seed's on-stack map_bh, which goes to get, a function
+		// value: the caller's, so that it is not a heap allocation per
+		// page.
 		mapBH.Page = p
 		mapBH.Size = blocksize
 		pageBlock := 0
 		for pageBlock < blocksPerPage {
 			mapBH.SetState(0)
-			mapBH.Blocknr = 0
+			mapBH.Blocknr, mapBH.Queue = 0, nil
 			mapBH.Data = p.Data[pageBlock<<bits : (pageBlock+1)<<bits : (pageBlock+1)<<bits]
 			if err := d.get(blockInFile, mapBH, true); err != nil {
 				return false // goto confused
@@ -259,7 +249,7 @@ func (d *mpageData) writePageToBio(p *pagecache.Page, m *pagecache.Mapping) bool
 // then writes it with its writepage (buffer.WriteFullPage).
 func WritePage(p *pagecache.Page, get buffer.GetBlock, wbc *pagecache.WritebackControl) error {
 	d := mpageData{get: get}
-	err := d.writePage(p, wbc, nil)
+	err := d.writePage(p, wbc, nil, new(buffer.Head))
 	if d.bio != nil {
 		d.submit()
 	}
@@ -314,6 +304,7 @@ func WritePages(m *pagecache.Mapping, wbc *pagecache.WritebackControl, get buffe
 	}
 
 	d := mpageData{get: get}
+	mapBH := new(buffer.Head)
 	var ret error
 	done := false
 
@@ -401,7 +392,7 @@ retry:
 					buffer.SetMappingError(m, err)
 				}
 			} else {
-				err = d.writePage(p, wbc, writepage)
+				err = d.writePage(p, wbc, writepage, mapBH)
 				if errors.Is(err, ErrAgain) {
 					// No writepage to fall back to: keep the page dirty
 					// and let it go.
