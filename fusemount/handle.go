@@ -18,8 +18,9 @@ import (
 // handle on the inode (which holds its own reference).
 type handle struct {
 	m      *mount
-	f      *ext2.File // never changes
-	append bool       // opened with O_APPEND; never changes
+	f      *ext2.File  // never changes
+	append bool        // opened with O_APPEND; never changes
+	in     *gofs.Inode // the kernel's inode of the file; never changes after open
 
 	// Random-access detection (noteRead): where the last READ ended,
 	// how many small READs in a row started elsewhere, and whether the
@@ -102,6 +103,11 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 // O_APPEND: the end is found under the inode lock, as the kernel's own
 // offset may be stale when another handle appended meanwhile.
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	if h.m.kills.has(ctx) {
+		if e := h.m.killSetID(h.f.Inode(), h.in); e != 0 {
+			return 0, e
+		}
+	}
 	var n int
 	var err error
 	if h.append {

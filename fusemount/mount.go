@@ -30,10 +30,9 @@ type Options struct {
 	// default "mpage".
 	FsName string
 	// NoXattr turns extended attributes off: the kernel answers
-	// EOPNOTSUPP to every xattr call without asking. With them on, the
-	// kernel asks for security.capability before every write(2) (it
-	// must drop file capabilities on write), one more request per
-	// write, which costs small writes about half their speed.
+	// EOPNOTSUPP to every xattr call without asking. (With them on,
+	// the kernel asks for security.capability before the first write
+	// to a file, not before every write: see killpriv.go.)
 	NoXattr bool
 	// ReadAhead is the kernel's readahead for files of the mount, in
 	// bytes: 0 means DefaultReadAhead, a negative value leaves the
@@ -87,6 +86,8 @@ type mount struct {
 
 	mu      sync.Mutex          // guards handles
 	handles map[closer]struct{} // open files and directories, closed at the end of Wait
+
+	kills killMarks // requests in progress that must clear set-ID bits (killpriv.go)
 }
 
 // Mount mounts fsys at dir, an existing directory, and serves it until it
@@ -141,6 +142,10 @@ func Mount(fsys *ext2fs.FS, dir string, opts Options) (*Server, error) {
 		// reads (O_DIRECT): about 19,400 -> 27,400 per second.
 		DisableSplice: true,
 		Options:       []string{"default_permissions"},
+		// We clear set-user-ID and set-group-ID bits on writes,
+		// truncates and chowns, so that the kernel stops asking for
+		// security.capability before every write (killpriv.go).
+		ExtraCapabilities: fuse.CAP_HANDLE_KILLPRIV_V2,
 	}
 	if m.readOnly {
 		mo.Options = append(mo.Options, "ro")
@@ -158,8 +163,17 @@ func Mount(fsys *ext2fs.FS, dir string, opts Options) (*Server, error) {
 	if opts.Debug {
 		gopts.Logger = log.New(os.Stderr, "fusemount: ", log.LstdFlags)
 	}
-	srv, err := gofs.Mount(dir, rootNode, gopts)
+	// gofs.Mount, with the node API's raw filesystem wrapped (rawFS).
+	raw := &rawFS{RawFileSystem: gofs.NewNodeFS(rootNode, gopts), m: m}
+	srv, err := fuse.NewServer(raw, dir, &gopts.MountOptions)
 	if err != nil {
+		m.releaseNodes()
+		return nil, fmt.Errorf("fusemount: mounting %s: %w", dir, err)
+	}
+	go srv.Serve()
+	if err := srv.WaitMount(); err != nil {
+		// As gofs.Mount: the serving loop ends by itself when the
+		// mount does not come up.
 		m.releaseNodes()
 		return nil, fmt.Errorf("fusemount: mounting %s: %w", dir, err)
 	}

@@ -235,6 +235,14 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 			return errno(err)
 		}
 	}
+	// A truncate by a caller without CAP_FSETID, or a chown, of a file
+	// that is not a directory (killpriv.go). The reply carries the new
+	// mode.
+	if in.Valid&fuse.FATTR_KILL_SUIDGID != 0 && !ino.IsDir() {
+		if _, err := fsys.KillSetID(ino); err != nil {
+			return errno(err)
+		}
+	}
 	n.m.fillAttr(ino.Stat(), &out.Attr)
 	out.SetTimeout(attrTimeout)
 	return 0
@@ -261,7 +269,18 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	}
 	defer n.m.fs.Iput(ino)
 	h, e := n.m.open(ino, flags)
-	return h, 0, e
+	if e != 0 {
+		return nil, 0, e
+	}
+	h.in = n.EmbeddedInode()
+	if flags&syscall.O_TRUNC != 0 && n.m.kills.has(ctx) {
+		// Truncated by a caller without CAP_FSETID (killpriv.go).
+		if e := n.m.killSetID(ino, h.in); e != 0 {
+			h.close()
+			return nil, 0, e
+		}
+	}
+	return h, 0, 0
 }
 
 // open opens ino (the caller keeps its reference; the handle takes its
@@ -315,7 +334,9 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	fsys := n.m.fs
 	uid, gid := caller(ctx)
 	ino, err := fsys.Create(dir, name, uint16(mode&0o7777), uid, gid)
+	existed := false
 	if errors.Is(err, syscall.EEXIST) && flags&syscall.O_EXCL == 0 {
+		existed = true
 		// Made by another process since the kernel looked: open it,
 		// checking the access the kernel could not (it saw no file).
 		ino, err = fsys.LookupInode(dir, name)
@@ -343,7 +364,20 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		fsys.Iput(ino)
 		return nil, nil, 0, e
 	}
-	return n.child(ctx, ino, out), h, 0, 0
+	if existed && flags&syscall.O_TRUNC != 0 && n.m.kills.has(ctx) {
+		// An existing file truncated by a caller without CAP_FSETID
+		// (killpriv.go); a file just made keeps the bits it was made
+		// with, as with open(2) on a local filesystem. The reply
+		// below carries the new mode.
+		if e := n.m.killSetID(ino, nil); e != 0 {
+			h.close()
+			fsys.Iput(ino)
+			return nil, nil, 0, e
+		}
+	}
+	in := n.child(ctx, ino, out)
+	h.in = in
+	return in, h, 0, 0
 }
 
 // mayOpen reports whether the caller uid:gid may open a file of

@@ -174,8 +174,10 @@ func TestNoXattr(t *testing.T) {
 }
 
 // BenchmarkSmallWrites writes 16 MiB in 4 KiB write(2) calls with
-// extended attributes on (the kernel asks for security.capability before
-// each write) and off (Options.NoXattr).
+// extended attributes on and off (Options.NoXattr). Before the mount
+// took over clearing set-ID bits (HANDLE_KILLPRIV_V2, killpriv.go) the
+// kernel asked for security.capability before each write with them on:
+// 65-83 MB/s against 106-111 off; now 121-125 against 121-133.
 func BenchmarkSmallWrites(b *testing.B) {
 	for _, bc := range []struct {
 		name string

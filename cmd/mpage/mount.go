@@ -53,7 +53,7 @@ owners in the image; files are created with the caller's uid and gid.`,
 	f.BoolVar(&o.ro, "ro", false, "mount read-only (as the global --readonly)")
 	f.BoolVarP(&o.foreground, "foreground", "f", false, "serve in this process until unmounted")
 	f.BoolVar(&o.allowOther, "allow-other", false, "let users other than the mounter use the mount (allow_other)")
-	f.BoolVar(&o.noXattr, "no-xattr", false, "do not serve extended attributes: the kernel then skips its security.capability lookup before every write, which doubles the speed of small writes")
+	f.BoolVar(&o.noXattr, "no-xattr", false, "do not serve extended attributes")
 	f.BoolVar(&o.debug, "debug", false, "log every FUSE request on stderr (with --foreground)")
 	cmd.RunE = func(_ *cobra.Command, argv []string) error {
 		image, dir := argv[0], argv[1]
