@@ -53,7 +53,13 @@ type arena struct {
 	region  *region // the mmap; nil for heap frames; never changes
 
 	mu     sync.Mutex // guards the fields below; a leaf lock
-	free   []int32    // free frames, a stack: the warmest on top
+	// free holds the free frames from free[freeHead] on, first freed
+	// first reused: pages evicted in file order give their frames, in
+	// that order, to the next pages a sequential writer or reader takes,
+	// so a run of pages in file order tends to be a run of adjacent frames
+	// (one segment for the device, not one per page).
+	free     []int32
+	freeHead int
 	next   int32      // frames [next, nframes) were never used
 	heap   [][]byte   // heap frames by number, made on first use
 	closed bool
@@ -112,9 +118,15 @@ func (a *arena) allocLocked() (frame int32, data []byte, zero, ok bool) {
 	switch {
 	case a.closed:
 		return 0, nil, false, false
-	case len(a.free) > 0:
-		frame = a.free[len(a.free)-1]
-		a.free = a.free[:len(a.free)-1]
+	case len(a.free) > a.freeHead:
+		frame = a.free[a.freeHead]
+		a.freeHead++
+		if a.freeHead == len(a.free) {
+			a.free, a.freeHead = a.free[:0], 0
+		} else if a.freeHead >= 1024 && a.freeHead*2 >= len(a.free) {
+			n := copy(a.free, a.free[a.freeHead:])
+			a.free, a.freeHead = a.free[:n], 0
+		}
 	case a.next < a.nframes:
 		frame = a.next
 		a.next++
@@ -195,7 +207,7 @@ func (a *arena) release(frame int32) {
 func (a *arena) close() {
 	a.mu.Lock()
 	a.closed = true
-	a.free = nil
+	a.free, a.freeHead = nil, 0
 	a.heap = nil
 	a.mu.Unlock()
 	if a.region != nil {
@@ -207,7 +219,7 @@ func (a *arena) close() {
 func (a *arena) inUse() int64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return int64(a.next) - int64(len(a.free))
+	return int64(a.next) - int64(len(a.free)-a.freeHead)
 }
 
 // attachFrame gives a page made for a mapping its memory: a frame of the

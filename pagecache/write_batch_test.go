@@ -110,3 +110,39 @@ func TestWriteWholePagesNoSpace(t *testing.T) {
 		t.Errorf("charged pages got %d, want the %d cached", got, want)
 	}
 }
+
+// TestFramesFollowFileOrder writes a file four times the size of the
+// cache, in file order: frames freed by eviction are reused first freed,
+// first used, so the cached pages of a run in file order sit in adjacent
+// frames (one segment for a device call, where a last-freed-first-used
+// list handed them out in reverse).
+func TestFramesFollowFileOrder(t *testing.T) {
+	const limit = 64
+	_, m, _ := newTestMapping(t, Config{Limit: limit * PageSize}, nil, false)
+	buf := pattern(16*PageSize, 1)
+	for off := int64(0); off < 4*limit*PageSize; off += int64(len(buf)) {
+		if _, err := m.Write(buf, off); err != nil {
+			t.Fatalf("Write at %d: %v", off, err)
+		}
+	}
+	syncAll(t, m)
+	var index int64
+	pages := m.LookupRange(&index, MaxIndex, 4*limit)
+	if len(pages) < limit/2 {
+		t.Fatalf("cached pages after the write: got %d, want at least %d", len(pages), limit/2)
+	}
+	adjacent := 0
+	for i := 1; i < len(pages); i++ {
+		prev, p := pages[i-1], pages[i]
+		p.Lock()
+		prev.Lock()
+		if p.Index == prev.Index+1 && p.arena != nil && p.frame == prev.frame+1 {
+			adjacent++
+		}
+		prev.Unlock()
+		p.Unlock()
+	}
+	if want := (len(pages) - 1) * 9 / 10; adjacent < want {
+		t.Errorf("pages in adjacent frames: got %d of %d pairs, want at least %d", adjacent, len(pages)-1, want)
+	}
+}
