@@ -52,7 +52,7 @@ type arena struct {
 	nframes int32   // never changes
 	region  *region // the mmap; nil for heap frames; never changes
 
-	mu     sync.Mutex // guards the fields below; a leaf lock
+	mu sync.Mutex // guards the fields below; a leaf lock
 	// free holds the free frames from free[freeHead] on, first freed
 	// first reused: pages evicted in file order give their frames, in
 	// that order, to the next pages a sequential writer or reader takes,
@@ -60,9 +60,9 @@ type arena struct {
 	// (one segment for the device, not one per page).
 	free     []int32
 	freeHead int
-	next   int32      // frames [next, nframes) were never used
-	heap   [][]byte   // heap frames by number, made on first use
-	closed bool
+	next     int32    // frames [next, nframes) were never used
+	heap     [][]byte // heap frames by number, made on first use
+	closed   bool
 	// Frames [0, faulted) are faulted in, or being faulted in by the
 	// prefault goroutine (running while prefaulting is set).
 	faulted     int32
