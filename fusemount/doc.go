@@ -101,9 +101,9 @@
 // never read.
 //
 // The kernel's readahead for the mount is raised from its 128 KiB to
-// 4 MiB (Options.ReadAhead, through the mount's read_ahead_kb in sysfs;
+// 1 MiB (Options.ReadAhead, through the mount's read_ahead_kb in sysfs;
 // see setReadAhead), so that a sequential reader's data comes in 1 MiB
-// READs, several ahead of it, instead of 256 KiB ones.
+// READs instead of 256 KiB ones.
 //
 // MaxBackground is go-fuse's default (12): it bounds asynchronous
 // requests (readahead READs, RELEASE), and 64 made no measurable

@@ -41,8 +41,8 @@ type Options struct {
 }
 
 // DefaultReadAhead is the readahead of a mount whose Options leave it 0:
-// 4 MiB, in READs of up to MaxWrite (1 MiB).
-const DefaultReadAhead = 4 << 20
+// 1 MiB, one READ of MaxWrite.
+const DefaultReadAhead = 1 << 20
 
 // Timeouts of the kernel's name and attribute caches: an hour, since
 // nothing but this mount changes the image while it is mounted and the
@@ -195,12 +195,15 @@ func Mount(fsys *ext2fs.FS, dir string, opts Options) (*Server, error) {
 // 128 KiB (VM_READAHEAD_PAGES) and lets the server only lower it in the
 // INIT reply (max_readahead); the sysfs file is the one way up, and only
 // root may write it (for others the kernel's stays). With 128 KiB a
-// sequential reader's data comes in 256 KiB READs, at most two of them
-// ahead of it; with 4 MiB it comes in 1 MiB READs (MaxWrite), four
-// ahead, which overlap with each other and with our own readahead from
-// the image. fio 1 MiB sequential reads of a cold 1 GiB file, medians
-// of 5 runs alternated on a busy 2-core machine: 530 MB/s with 128 KiB,
-// 718 with 1 MiB, 767 with 4 MiB (fuse2fs 435).
+// sequential reader's data comes in 256 KiB READs; with 1 MiB it comes
+// in 1 MiB READs (MaxWrite), a quarter of the requests, while our own
+// readahead reads the image ahead of them. More is not better: larger
+// windows put several READs in flight at once, out of order, and were
+// slower. fio 1 MiB sequential reads of a cold 1 GiB file, 6 runs
+// alternated on a busy 2-core machine (fio and daemon at nice -20),
+// median MB/s and daemon CPU s: 128 KiB 620 and 1.40; 1 MiB 708 and
+// 1.19; 2 MiB 676 and 1.31; 4 MiB 657 and 1.23; 16 MiB was slower
+// still in another set (392 against 560 for 4 MiB).
 func setReadAhead(dir string, n int) error {
 	var st unix.Stat_t
 	if err := unix.Stat(dir, &st); err != nil {

@@ -24,7 +24,7 @@ func readAheadKB(t *testing.T, dir string) string {
 	return strings.TrimSpace(string(b))
 }
 
-// TestReadAhead checks the kernel's readahead of a mount: 4 MiB by
+// TestReadAhead checks the kernel's readahead of a mount: 1 MiB by
 // default, as asked, or the kernel's own when asked to leave it.
 func TestReadAhead(t *testing.T) {
 	requireFuse(t)
@@ -34,8 +34,8 @@ func TestReadAhead(t *testing.T) {
 		ra   int
 		want string
 	}{
-		{"default", 0, "4096"},
-		{"1MiB", 1 << 20, "1024"},
+		{"default", 0, "1024"},
+		{"4MiB", 4 << 20, "4096"},
 		{"kernel", -1, "128"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
