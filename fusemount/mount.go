@@ -66,7 +66,8 @@ type Server struct {
 	m   *mount
 	dir string
 
-	waitOnce sync.Once
+	waitOnce   sync.Once
+	lowerProcs func() // gives back the Ps raised for the readers (procs.go)
 }
 
 // mount is the state shared by every node of one mount.
@@ -170,10 +171,12 @@ func Mount(fsys *ext2fs.FS, dir string, opts Options) (*Server, error) {
 		m.releaseNodes()
 		return nil, fmt.Errorf("fusemount: mounting %s: %w", dir, err)
 	}
+	lowerProcs := raiseProcs() // see procs.go
 	go srv.Serve()
 	if err := srv.WaitMount(); err != nil {
 		// As gofs.Mount: the serving loop ends by itself when the
 		// mount does not come up.
+		lowerProcs()
 		m.releaseNodes()
 		return nil, fmt.Errorf("fusemount: mounting %s: %w", dir, err)
 	}
@@ -185,7 +188,7 @@ func Mount(fsys *ext2fs.FS, dir string, opts Options) (*Server, error) {
 			gopts.Logger.Printf("keeping the kernel's readahead: %v", err)
 		}
 	}
-	return &Server{srv: srv, m: m, dir: dir}, nil
+	return &Server{srv: srv, m: m, dir: dir, lowerProcs: lowerProcs}, nil
 }
 
 // setReadAhead sets the readahead of the mount at dir to n bytes,
@@ -226,6 +229,7 @@ func (s *Server) Dir() string { return s.dir }
 func (s *Server) Wait() {
 	s.srv.Wait()
 	s.waitOnce.Do(func() {
+		s.lowerProcs()
 		s.m.closeHandles()
 		s.m.releaseNodes()
 	})
