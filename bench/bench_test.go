@@ -227,3 +227,62 @@ func TestParseTimeText(t *testing.T) {
 		t.Error("parseTimeText of a report without the fields: got ok, want not ok")
 	}
 }
+
+// TestFuseTargets: the FUSE mount's targets come from the fio runs of both
+// mounts and from the tree copy; a fuse2fs copy that failed verification
+// is not compared against.
+func TestFuseTargets(t *testing.T) {
+	ok := func(s float64) sample { return sample{wall: s, reads: -1, writes: -1} }
+	fio := &fioWorkload{peers: []*fioPeer{
+		{name: "mpage mount", ours: true, runs: []fioRun{{writeBW: 700e6, readBW: 780e6, randIOPS: 22000}}},
+		{name: "fuse2fs", runs: []fioRun{{writeBW: 340e6, readBW: 400e6, randIOPS: 20000}}},
+	}}
+	tests := []struct {
+		name        string
+		fuse2fsTree sample
+		want        map[string]string // target name prefix -> verdict
+	}{
+		{
+			name:        "fuse2fs copy verified",
+			fuse2fsTree: ok(10),
+			want: map[string]string{
+				"FUSE sequential 1 MiB write": "met",
+				"FUSE sequential 1 MiB read":  "**not met**", // 1.95x
+				"FUSE 4 KiB random reads":     "met",
+				"FUSE tree copy":              "**not met**", // 10 s / 6 s
+			},
+		},
+		{
+			name:        "fuse2fs copy failed",
+			fuse2fsTree: sample{wall: 1, failed: "verification: differs"},
+			want:        map[string]string{"FUSE tree copy": "not measured"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tree := &workload{key: "tree", bytes: 1 << 20, res: []*peerResult{
+				{peer: &peer{name: "mpage mount"}, samples: []sample{ok(6)}},
+				{peer: &peer{name: "fuse2fs"}, samples: []sample{tc.fuse2fsTree}},
+			}}
+			b := &bench{workloads: []*workload{tree}, fio: fio}
+			got := map[string]target{}
+			for _, tg := range b.fuseTargets() {
+				got[tg.name] = tg
+			}
+			for prefix, verdict := range tc.want {
+				found := false
+				for name, tg := range got {
+					if strings.HasPrefix(name, prefix) {
+						found = true
+						if tg.verdict != verdict {
+							t.Errorf("%s: verdict %q (%s), want %q", name, tg.verdict, tg.measured, verdict)
+						}
+					}
+				}
+				if !found {
+					t.Errorf("no target named %q...; have %v", prefix, got)
+				}
+			}
+		})
+	}
+}

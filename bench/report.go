@@ -505,7 +505,10 @@ func (b *bench) targets() []target {
 	var peak int64
 	var any bool
 	for _, w := range b.workloads {
-		if r := find(w, func(p *peer) bool { return p.ours }); r != nil {
+		for _, r := range w.res {
+			if !r.peer.ours && !strings.HasPrefix(r.peer.name, "mpage ") {
+				continue
+			}
 			for _, s := range r.samples {
 				if s.failed == "" {
 					peak, any = max(peak, s.rssKiB), true
@@ -530,6 +533,63 @@ func (b *bench) targets() []target {
 	} else {
 		lim := limit + 64<<20
 		ts = append(ts, target{name, fmt.Sprintf("%d MiB, the largest of every mpage run (limit %d MiB)", peak>>10, lim>>20), verdict(peak<<10 <= lim)})
+	}
+	return append(ts, b.fuseTargets()...)
+}
+
+// fuseTargets are the FUSE mount's targets (its issue asks for them):
+// at least twice fuse2fs's throughput in sequential I/O and in copying a
+// tree in, and no slower than it in random reads.
+func (b *bench) fuseTargets() []target {
+	var ts []target
+	var ours, theirs *fioSummary
+	if b.fio != nil && b.fio.skipped == "" {
+		for _, fp := range b.fio.peers {
+			if fp.missing != "" || len(fp.runs) == 0 {
+				continue
+			}
+			s := summarizeFio(fp)
+			if !s.ok {
+				continue
+			}
+			if fp.ours {
+				ours = &s
+			} else if fp.name == "fuse2fs" {
+				theirs = &s
+			}
+		}
+	}
+	rate := func(name, unit string, get func(*fioSummary) float64, scale, want float64) {
+		if ours == nil || theirs == nil {
+			ts = append(ts, target{name, "not measured (fio through both mounts did not run or failed)", "not measured"})
+			return
+		}
+		o, t := get(ours), get(theirs)
+		x := o / t
+		ts = append(ts, target{name, fmt.Sprintf("%.2f× (mpage mount %.0f %s, fuse2fs %.0f %s)", x, o/scale, unit, t/scale, unit), verdict(x >= want)})
+	}
+	rate("FUSE sequential 1 MiB write ≥ 2× fuse2fs", "MB/s", func(s *fioSummary) float64 { return s.write.med }, 1e6, 2)
+	rate("FUSE sequential 1 MiB read ≥ 2× fuse2fs", "MB/s", func(s *fioSummary) float64 { return s.read.med }, 1e6, 2)
+	rate("FUSE 4 KiB random reads ≥ fuse2fs", "IOPS", func(s *fioSummary) float64 { return s.rand.med }, 1, 1)
+
+	name := "FUSE tree copy (`cp -a`) ≥ 2× fuse2fs's speed"
+	w := b.workload("tree")
+	var o, t *peerResult
+	if w != nil {
+		o = find(w, func(p *peer) bool { return p.name == "mpage mount" })
+		t = find(w, func(p *peer) bool { return p.name == "fuse2fs" })
+	}
+	switch {
+	case o == nil || t == nil || o.skipped != "" || t.skipped != "":
+		ts = append(ts, target{name, "not measured (a mount skipped or the tree workload not run)", "not measured"})
+	case !summarize(o, w.bytes).ok():
+		ts = append(ts, target{name, "mpage mount FAILED", "**not met**"})
+	case !summarize(t, w.bytes).ok():
+		ts = append(ts, target{name, fmt.Sprintf("mpage mount %s s; not comparable: fuse2fs's copy fails verification (see section 1)", secs(summarize(o, w.bytes).med)), "not measured"})
+	default:
+		om, tm := summarize(o, w.bytes).med, summarize(t, w.bytes).med
+		x := tm / om
+		ts = append(ts, target{name, fmt.Sprintf("%.2f× (mpage mount %s s, fuse2fs %s s)", x, secs(om), secs(tm)), verdict(x >= 2)})
 	}
 	return ts
 }

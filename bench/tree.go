@@ -241,6 +241,25 @@ func (b *bench) treeWorkload() (*workload, error) {
 				return fsyncFile(image)
 			},
 		},
+		{
+			// Our FUSE mount, against fuse2fs's: the same cp -a through
+			// the kernel's FUSE, with our page cache below it.
+			name: "mpage mount", need: []string{"mke2fs", "cp", "umount"}, check: b.needFuse,
+			command: fmt.Sprintf("mke2fs (empty); mpage --cache %s mount --foreground IMAGE MNT & cp -a SRC/. MNT/; umount MNT; wait", b.cfg.cache),
+			prepare: prep, verify: verify, after: after,
+			timed: func(m *meter) error {
+				if err := mkfsEmpty(m); err != nil {
+					return err
+				}
+				if err := fuseSession(m, b.mnt, func() error {
+					_, err := run(m, nil, tool("cp"), "-a", src+"/.", b.mnt+"/")
+					return err
+				}, mpageBin, "--cache", b.cfg.cache, "mount", "--foreground", image, b.mnt); err != nil {
+					return err
+				}
+				return fsyncFile(image)
+			},
+		},
 	}
 	w.explain = func(r *peerResult, failure string) string {
 		if r.peer.name == "fuse2fs" && strings.Contains(failure, "mode -rw") {
