@@ -16,9 +16,10 @@ type aops struct {
 }
 
 var (
-	_ pagecache.Operations    = (*aops)(nil)
-	_ pagecache.WriteBeginner = (*aops)(nil)
-	_ mpage.FallbackCounter   = (*aops)(nil)
+	_ pagecache.Operations         = (*aops)(nil)
+	_ pagecache.WriteBeginner      = (*aops)(nil)
+	_ pagecache.BatchWriteBeginner = (*aops)(nil)
+	_ mpage.FallbackCounter        = (*aops)(nil)
 )
 
 // newMapping gives a regular file inode its page cache mapping, with
@@ -78,6 +79,14 @@ func (a *aops) writePage(p *pagecache.Page, wbc *pagecache.WritebackControl) err
 // ext2_get_block when it builds its bio.
 func (a *aops) WriteBegin(p *pagecache.Page, from, to int) error {
 	return buffer.NobhWriteBegin(p, from, to, a.ino.getBlock)
+}
+
+// WriteBeginBatch is WriteBegin for a run of new pages written whole
+// (Mapping.Write's batches): ext2_get_block maps and allocates their
+// blocks a contiguous run at a time (ext2_get_blocks with the run's
+// length), where WriteBegin per page calls it once per block.
+func (a *aops) WriteBeginBatch(pages []*pagecache.Page) (int, error) {
+	return buffer.NobhWriteBeginPages(pages, a.ino.getBlock)
 }
 
 // syncData writes the inode's dirty pages and waits for them

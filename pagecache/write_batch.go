@@ -11,8 +11,10 @@ package pagecache
 // writer is throttled once per batch (balance_dirty_pages_ratelimited
 // calls balance_dirty_pages once per ratelimit pages). Later Linux gets
 // the same effect from large folios: one filemap_add_folio and one
-// folio_mark_dirty for many pages. Per page there is left the filesystem's
-// WriteBegin and the copy.
+// folio_mark_dirty for many pages. A filesystem that is a
+// BatchWriteBeginner begins the whole batch at once (mapping its blocks
+// with a call per contiguous run); otherwise WriteBegin is called per
+// page. Per page there is left the copy.
 
 // writeBatchPages is the most pages one batch takes: 32 (SWAP_CLUSTER_MAX,
 // and balance_dirty_pages_ratelimited's default ratelimit), at most an
@@ -24,13 +26,33 @@ func (c *Cache) writeBatchLimit() int {
 	return int(max(1, min(writeBatchPages, c.limitPages/8)))
 }
 
+// BatchWriteBeginner is an optional ability of Operations beside
+// WriteBeginner: the batched path of Mapping.Write hands it a run of new
+// pages, each about to be overwritten whole, so that the filesystem can
+// map and allocate the blocks of the run with a few calls of its block
+// mapper where WriteBegin on each page would make one per block (later
+// Linux's iomap_begin over a whole write, or ext4's multi-page
+// delalloc: one ext2_get_blocks for a run of blocks).
+//
+// The pages are locked, in the mapping, at consecutive indices, without
+// buffers and not yet uptodate. WriteBeginBatch returns how many leading
+// pages it prepared as WriteBegin(p, 0, PageSize) would have. An error is
+// about page n (the first not prepared) and stops the write there, as
+// WriteBegin's error would; with a nil error and n < len(pages) the rest
+// are begun one by one with WriteBegin.
+type BatchWriteBeginner interface {
+	WriteBeginBatch(pages []*Page) (n int, err error)
+}
+
 // writeWholePages writes data, a whole number of pages, at page index
 // first, into the pages at first, first+1, ... that the cache lacks, up
 // to the first cached one, and returns how many bytes it wrote: 0 when the
 // page at first is cached (the caller then writes that page alone), else
 // the bytes of the pages before the one whose WriteBegin failed, with
 // that error. len(data)/PageSize is at most the cache's writeBatchLimit
-// and first+len(data)/PageSize-1 at most MaxIndex.
+// and first+len(data)/PageSize-1 at most MaxIndex. The pages are begun
+// with the ops' WriteBeginBatch when they are a BatchWriteBeginner, the
+// rest of them (or all) with wb.
 func (m *Mapping) writeWholePages(wb WriteBeginner, data []byte, first int64) (int, error) {
 	var arr [writeBatchPages]*Page
 	pages := m.grabWholePages(first, arr[:len(data)/PageSize])
@@ -39,15 +61,24 @@ func (m *Mapping) writeWholePages(wb WriteBeginner, data []byte, first int64) (i
 	}
 	done := 0
 	var err error
-	for i, p := range pages {
-		if wb != nil {
+	if bb, ok := m.ops.(BatchWriteBeginner); ok {
+		done, err = bb.WriteBeginBatch(pages)
+		done = min(max(done, 0), len(pages))
+		if err == nil && done < len(pages) && wb == nil {
+			done = len(pages)
+		}
+	}
+	if err == nil && wb != nil {
+		for _, p := range pages[done:] {
 			if err = wb.WriteBegin(p, 0, PageSize); err != nil {
 				break
 			}
+			done++
 		}
+	}
+	for i, p := range pages[:done] {
 		copy(p.Data, data[i*PageSize:(i+1)*PageSize])
 		p.SetUptodate()
-		done++
 	}
 	m.setDirtyPages(pages[:done])
 	if done > 0 {

@@ -3,6 +3,8 @@ package pagecache
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 )
 
@@ -144,5 +146,110 @@ func TestFramesFollowFileOrder(t *testing.T) {
 	}
 	if want := (len(pages) - 1) * 9 / 10; adjacent < want {
 		t.Errorf("pages in adjacent frames: got %d of %d pairs, want at least %d", adjacent, len(pages)-1, want)
+	}
+}
+
+// batchBeginner is a filesystem that begins whole-page batches at once: it
+// prepares at most limit pages of each batch (the rest go to WriteBegin)
+// and refuses pages from failFrom on, as a full filesystem does.
+type batchBeginner struct {
+	errBeginner
+	limit      int // pages WriteBeginBatch prepares per call; < 0 for all
+	batchCalls atomic.Int32
+	batchPages atomic.Int32 // pages WriteBeginBatch prepared
+	bad        atomic.Value // string: what was wrong with a batch
+}
+
+func (b *batchBeginner) WriteBeginBatch(pages []*Page) (int, error) {
+	b.batchCalls.Add(1)
+	for i, p := range pages {
+		switch {
+		case !p.Has(Locked):
+			b.bad.Store(fmt.Sprintf("page %d unlocked", p.Index))
+		case p.Uptodate():
+			b.bad.Store(fmt.Sprintf("page %d uptodate before its bytes are in", p.Index))
+		case i > 0 && p.Index != pages[i-1].Index+1:
+			b.bad.Store(fmt.Sprintf("page %d follows page %d", p.Index, pages[i-1].Index))
+		}
+	}
+	n := len(pages)
+	if b.limit >= 0 {
+		n = min(n, b.limit)
+	}
+	for i, p := range pages[:n] {
+		if p.Index >= b.failFrom {
+			b.batchPages.Add(int32(i))
+			return i, fmt.Errorf("ext2: block for page %d: %w", p.Index, ErrNoSpace)
+		}
+	}
+	b.batchPages.Add(int32(n))
+	return n, nil
+}
+
+// TestWriteBeginBatch writes whole pages into a BatchWriteBeginner: each
+// batch is begun with one WriteBeginBatch call, the pages it leaves go to
+// WriteBegin one by one, and a refusal in the middle of a batch stops the
+// write at that page as WriteBegin's does.
+func TestWriteBeginBatch(t *testing.T) {
+	tests := []struct {
+		name        string
+		pages       int
+		limit       int
+		failFrom    int64
+		wantN       int // pages written
+		wantBatches int32
+		wantBatched int32 // pages prepared by WriteBeginBatch
+		wantBegins  int32 // WriteBegin calls
+	}{
+		{"whole batches", 100, -1, 1 << 40, 100, 4, 100, 0},
+		{"filesystem prepares part of each batch", 64, 20, 1 << 40, 64, 2, 40, 24},
+		{"no space mid-batch", 100, -1, 45, 45, 2, 45, 0},
+		{"no space at a batch's first page", 64, -1, 32, 32, 2, 32, 0},
+		{"no space in WriteBegin after a partial batch", 64, 20, 25, 25, 1, 20, 6},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewCache(Config{})
+			ops := &batchBeginner{errBeginner: errBeginner{memOps: newMemOps(t, nil, false), failFrom: tc.failFrom}, limit: tc.limit}
+			m := c.NewMapping(ops, 10)
+			buf := pattern(tc.pages*PageSize, 4)
+			n, err := m.Write(buf, 0)
+			if want := tc.wantN * PageSize; n != want {
+				t.Errorf("Write got %d bytes, want %d", n, want)
+			}
+			if tc.wantN < tc.pages && !errors.Is(err, ErrNoSpace) {
+				t.Errorf("Write err got %v, want ErrNoSpace", err)
+			} else if tc.wantN == tc.pages && err != nil {
+				t.Errorf("Write err got %v, want nil", err)
+			}
+			if bad, _ := ops.bad.Load().(string); bad != "" {
+				t.Errorf("WriteBeginBatch got a bad batch: %s", bad)
+			}
+			if got := ops.batchCalls.Load(); got != tc.wantBatches {
+				t.Errorf("WriteBeginBatch calls got %d, want %d", got, tc.wantBatches)
+			}
+			if got := ops.batchPages.Load(); got != tc.wantBatched {
+				t.Errorf("pages prepared by WriteBeginBatch got %d, want %d", got, tc.wantBatched)
+			}
+			if got := ops.calls.Load(); got != tc.wantBegins {
+				t.Errorf("WriteBegin calls got %d, want %d", got, tc.wantBegins)
+			}
+			if got, want := m.Size(), int64(tc.wantN*PageSize); got != want {
+				t.Errorf("Size got %d, want %d", got, want)
+			}
+			if got := c.Stats().Dirty; got != int64(tc.wantN) {
+				t.Errorf("dirty pages got %d, want %d", got, tc.wantN)
+			}
+			if p := m.Lookup(int64(tc.wantN)); p != nil && (p.Has(Locked) || p.Has(Dirty)) {
+				t.Errorf("refused page got locked=%v dirty=%v, want neither", p.Has(Locked), p.Has(Dirty))
+			}
+			if got, want := c.Stats().Pages, int64(m.NrPages()); got != want {
+				t.Errorf("charged pages got %d, want the %d cached", got, want)
+			}
+			got := make([]byte, n)
+			if k, _ := m.Read(nil, got, 0); k != n || !bytes.Equal(got, buf[:n]) {
+				t.Errorf("Read after the write: %d bytes, equal %v; want %d, true", k, bytes.Equal(got, buf[:n]), n)
+			}
+		})
 	}
 }

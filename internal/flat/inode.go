@@ -53,11 +53,20 @@ func newInode(fsys *FS, spec FileSpec, capacity int64) *inode {
 // devBlock maps file block iblock to its device block through the extent
 // table; false when iblock lies past the extents.
 func (ino *inode) devBlock(iblock int64) (int64, bool) {
+	dev, _, ok := ino.devRun(iblock)
+	return dev, ok
+}
+
+// devRun maps file block iblock to its device block and says how many
+// blocks from it on lie contiguously in the same extent; false when
+// iblock lies past the extents.
+func (ino *inode) devRun(iblock int64) (dev, left int64, ok bool) {
 	if iblock < 0 || iblock >= ino.capacity {
-		return 0, false
+		return 0, 0, false
 	}
 	i := sort.Search(len(ino.firsts), func(i int) bool { return ino.firsts[i] > iblock }) - 1
-	return ino.extents[i].Start + iblock - ino.firsts[i], true
+	in := iblock - ino.firsts[i]
+	return ino.extents[i].Start + in, ino.extents[i].Len - in, true
 }
 
 // getBlock is the file's block mapper (the get_block_t handed to mpage
@@ -65,26 +74,40 @@ func (ino *inode) devBlock(iblock int64) (int64, bool) {
 // iblock to its device block. An unallocated block is a hole (bh left
 // unmapped) unless create, which allocates it and sets buffer.New. A block
 // past the file's extents is a hole for reads and ErrNoSpace for create.
+// As ext2_get_block, it maps up to bh.Size bytes of blocks from iblock
+// that are contiguous on the device (in one extent) and all allocated, or
+// all newly allocated, and sets bh.Size to the bytes mapped.
 func (ino *inode) getBlock(iblock int64, bh *buffer.Head, create bool) error {
-	dev, ok := ino.devBlock(iblock)
+	dev, left, ok := ino.devRun(iblock)
 	if !ok {
 		if create {
 			return fmt.Errorf("file %q block %d: %w", ino.name, iblock, ErrNoSpace)
 		}
 		return nil
 	}
-	word, bit := iblock/64, uint64(1)<<(iblock%64)
+	maxBlocks := min(max(int64(bh.Size>>ino.fs.blockBits), 1), left)
+	isSet := func(b int64) bool { return ino.alloc[b/64]&(1<<(b%64)) != 0 }
 	ino.allocMu.Lock()
-	allocated := ino.alloc[word]&bit != 0
+	allocated := isSet(iblock)
 	fresh := !allocated && create
+	count := int64(0)
+	if allocated || fresh {
+		count = 1
+		for count < maxBlocks && isSet(iblock+count) == allocated {
+			count++
+		}
+	}
 	if fresh {
-		ino.alloc[word] |= bit
+		for b := iblock; b < iblock+count; b++ {
+			ino.alloc[b/64] |= 1 << (b % 64)
+		}
 	}
 	ino.allocMu.Unlock()
-	if !allocated && !fresh {
+	if count == 0 {
 		return nil
 	}
 	bh.Map(ino.fs.q, dev)
+	bh.Size = int(count) << ino.fs.blockBits
 	if fresh {
 		bh.Set(buffer.New)
 	}
@@ -153,8 +176,9 @@ type aops struct {
 }
 
 var (
-	_ pagecache.Operations    = (*aops)(nil)
-	_ pagecache.WriteBeginner = (*aops)(nil)
+	_ pagecache.Operations         = (*aops)(nil)
+	_ pagecache.WriteBeginner      = (*aops)(nil)
+	_ pagecache.BatchWriteBeginner = (*aops)(nil)
 )
 
 // ReadPage mirrors fs/ext2/inode.c:ext2_readpage() → mpage_readpage().
@@ -181,4 +205,10 @@ func (a *aops) WritePages(m *pagecache.Mapping, wbc *pagecache.WritebackControl)
 // the blocks are allocated now either way.
 func (a *aops) WriteBegin(p *pagecache.Page, from, to int) error {
 	return buffer.NobhWriteBegin(p, from, to, a.ino.getBlock)
+}
+
+// WriteBeginBatch is WriteBegin for a run of new pages written whole: their
+// blocks are mapped and allocated a contiguous run at a time.
+func (a *aops) WriteBeginBatch(pages []*pagecache.Page) (int, error) {
+	return buffer.NobhWriteBeginPages(pages, a.ino.getBlock)
 }
