@@ -96,6 +96,11 @@ type mount struct {
 // kernel has the mount. Mount does not close fsys: after Wait returns,
 // the caller closes it, which writes everything back and marks the
 // filesystem clean.
+//
+// While the mount is served the process's GOMAXPROCS is raised by the
+// go-fuse readers that sleep in read(2) on /dev/fuse, and restored when
+// Wait returns (see procs.go), unless the GOMAXPROCS environment variable
+// is set.
 func Mount(fsys *ext2fs.FS, dir string, opts Options) (*Server, error) {
 	if fsys == nil {
 		return nil, errors.New("fusemount: nil filesystem")
