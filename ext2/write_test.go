@@ -71,36 +71,42 @@ func TestWriteThenFsck(t *testing.T) {
 
 // TestSequentialLayout checks that a file written sequentially gets the
 // layout Linux ext2 gives it: data blocks 0-11, the indirect block, then
-// data 12 onwards, all contiguous.
+// data 12 onwards, all contiguous. Writes of one page take the per-page
+// path; larger ones are batched, their blocks allocated a run at a time
+// (WriteBeginBatch), and must give the same layout.
 func TestSequentialLayout(t *testing.T) {
-	img := emptyFilesImage(t, 1024, 128, 8<<20, "f")
-	fs := mountImage(t, img, Options{})
-	f := openPath(t, fs, "f")
-	data := pattern(1, 300*1024)
-	for off := 0; off < len(data); off += 4096 {
-		if _, err := f.WriteAt(data[off:min(off+4096, len(data))], int64(off)); err != nil {
-			t.Fatal(err)
-		}
+	for _, chunk := range []int{4096, 8192, 128 << 10, 300 << 10} {
+		t.Run(fmt.Sprintf("writes of %d bytes", chunk), func(t *testing.T) {
+			img := emptyFilesImage(t, 1024, 128, 8<<20, "f")
+			fs := mountImage(t, img, Options{})
+			f := openPath(t, fs, "f")
+			data := pattern(1, 300*1024)
+			for off := 0; off < len(data); off += chunk {
+				if _, err := f.WriteAt(data[off:min(off+chunk, len(data))], int64(off)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.Close()
+			if err := fs.Close(); err != nil {
+				t.Fatal(err)
+			}
+			st := oracle.DebugfsStat(t, img, "/f")
+			var start int
+			if _, err := fmt.Sscanf(st.Blocks, "(0-11):%d", &start); err != nil {
+				t.Fatalf("debugfs BLOCKS %q: %v", st.Blocks, err)
+			}
+			want := fmt.Sprintf("(0-11):%d-%d, (IND):%d, (12-267):%d-%d, (DIND):%d, (IND):%d, (268-299):%d-%d",
+				start, start+11, start+12, start+13, start+13+255, start+269, start+270, start+271, start+271+31)
+			if st.Blocks != want {
+				t.Errorf("layout:\n got %s\nwant %s", st.Blocks, want)
+			}
+			// i_blocks counts 300 data blocks and 3 indirect ones, in sectors.
+			if got, want := st.Blockcount, uint64(303*2); got != want {
+				t.Errorf("i_blocks = %d, want %d", got, want)
+			}
+			oracle.RequireClean(t, img)
+		})
 	}
-	f.Close()
-	if err := fs.Close(); err != nil {
-		t.Fatal(err)
-	}
-	st := oracle.DebugfsStat(t, img, "/f")
-	var start int
-	if _, err := fmt.Sscanf(st.Blocks, "(0-11):%d", &start); err != nil {
-		t.Fatalf("debugfs BLOCKS %q: %v", st.Blocks, err)
-	}
-	want := fmt.Sprintf("(0-11):%d-%d, (IND):%d, (12-267):%d-%d, (DIND):%d, (IND):%d, (268-299):%d-%d",
-		start, start+11, start+12, start+13, start+13+255, start+269, start+270, start+271, start+271+31)
-	if st.Blocks != want {
-		t.Errorf("layout:\n got %s\nwant %s", st.Blocks, want)
-	}
-	// i_blocks counts 300 data blocks and 3 indirect ones, in sectors.
-	if got, want := st.Blockcount, uint64(303*2); got != want {
-		t.Errorf("i_blocks = %d, want %d", got, want)
-	}
-	oracle.RequireClean(t, img)
 }
 
 // TestConcurrentWritersDoNotInterleave writes two files at once; their
