@@ -170,6 +170,26 @@ func (b *bench) treeWorkload() (*workload, error) {
 	}
 	mkfsEmpty := func(m *meter) error { return mke2fs(m, image, size, inodes) }
 	sizeK := fmt.Sprintf("%dk", size>>10)
+	// fuseCopy is the peer that copies the tree with cp -a into an empty
+	// image mounted by the FUSE daemon prog.
+	fuseCopy := func(name string, need []string, command, prog string, args ...string) *peer {
+		return &peer{
+			name: name, need: need, check: b.needFuse, command: command,
+			prepare: prep, verify: verify, after: after,
+			timed: func(m *meter) error {
+				if err := mkfsEmpty(m); err != nil {
+					return err
+				}
+				if err := fuseSession(m, b.mnt, func() error {
+					_, err := run(m, nil, tool("cp"), "-a", src+"/.", b.mnt+"/")
+					return err
+				}, prog, args...); err != nil {
+					return err
+				}
+				return fsyncFile(image)
+			},
+		}
+	}
 	w.peers = []*peer{
 		{
 			name: "mpage mkfs --from", ours: true,
@@ -224,42 +244,14 @@ func (b *bench) treeWorkload() (*workload, error) {
 				return fsyncFile(image)
 			},
 		},
-		{
-			name: "fuse2fs", need: []string{"mke2fs", "fuse2fs", "cp", "umount"}, check: b.needFuse,
-			command: "mke2fs (empty); fuse2fs -f IMAGE MNT & cp -a SRC/. MNT/; umount MNT; wait",
-			prepare: prep, verify: verify, after: after,
-			timed: func(m *meter) error {
-				if err := mkfsEmpty(m); err != nil {
-					return err
-				}
-				if err := fuseSession(m, b.mnt, func() error {
-					_, err := run(m, nil, tool("cp"), "-a", src+"/.", b.mnt+"/")
-					return err
-				}, tool("fuse2fs"), "-f", image, b.mnt); err != nil {
-					return err
-				}
-				return fsyncFile(image)
-			},
-		},
-		{
-			// Our FUSE mount, against fuse2fs's: the same cp -a through
-			// the kernel's FUSE, with our page cache below it.
-			name: "mpage mount", need: []string{"mke2fs", "cp", "umount"}, check: b.needFuse,
-			command: fmt.Sprintf("mke2fs (empty); mpage --cache %s mount --foreground IMAGE MNT & cp -a SRC/. MNT/; umount MNT; wait", b.cfg.cache),
-			prepare: prep, verify: verify, after: after,
-			timed: func(m *meter) error {
-				if err := mkfsEmpty(m); err != nil {
-					return err
-				}
-				if err := fuseSession(m, b.mnt, func() error {
-					_, err := run(m, nil, tool("cp"), "-a", src+"/.", b.mnt+"/")
-					return err
-				}, mpageBin, "--cache", b.cfg.cache, "mount", "--foreground", image, b.mnt); err != nil {
-					return err
-				}
-				return fsyncFile(image)
-			},
-		},
+		fuseCopy("fuse2fs", []string{"mke2fs", "fuse2fs", "cp", "umount"},
+			"mke2fs (empty); fuse2fs -f IMAGE MNT & cp -a SRC/. MNT/; umount MNT; wait",
+			tool("fuse2fs"), "-f", image, b.mnt),
+		// Our FUSE mount, against fuse2fs's: the same cp -a through the
+		// kernel's FUSE, with our page cache below it.
+		fuseCopy("mpage mount", []string{"mke2fs", "cp", "umount"},
+			fmt.Sprintf("mke2fs (empty); mpage --cache %s mount --foreground IMAGE MNT & cp -a SRC/. MNT/; umount MNT; wait", b.cfg.cache),
+			mpageBin, "--cache", b.cfg.cache, "mount", "--foreground", image, b.mnt),
 	}
 	w.explain = func(r *peerResult, failure string) string {
 		if r.peer.name == "fuse2fs" && strings.Contains(failure, "mode -rw") {
