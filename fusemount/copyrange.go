@@ -7,9 +7,13 @@ package fusemount
 // by node.CopyFileRange below), and we copy through our own page cache:
 // the source handle's ext2.File read into a reused 1 MiB buffer and
 // written with the destination handle's WriteAt, chunk by chunk, as
-// Linux's generic fallback (splice_copy_file_range) would. Without it the
-// kernel got EOPNOTSUPP and fell back to splicing the data through READ
-// and WRITE requests: every byte crossed /dev/fuse twice.
+// Linux's generic fallback (splice_copy_file_range) would. Without it
+// go-fuse answered EOPNOTSUPP (not ENOSYS, so the kernel never stopped
+// asking): each call cost a COPY_FILE_RANGE round trip, then the kernel
+// spliced the data through READ and WRITE requests, every byte crossing
+// /dev/fuse twice, and source holes became written zeroes. cp of a
+// 512 MiB file inside the mount (256 MiB cache, medians of 3 alternated
+// runs): 1.37 s with 1.34 s of daemon CPU before, 0.86 s with 0.84 s now.
 //
 // The kernel checks most of the call before sending it
 // (fs/read_write.c:generic_copy_file_checks and vfs_copy_file_range):
