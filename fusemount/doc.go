@@ -72,11 +72,18 @@
 // GETATTR round trip per name each time the short ones expired: stat(2)
 // of all 5,000 paths of a copied /usr/share/doc, 2 s after they were
 // last looked at, took 0.21 s with one-second timeouts and 0.02 s with
-// these. Files are opened without
-// FOPEN_KEEP_CACHE, so the kernel drops its own cached pages of a file at
-// each open and refills them from us, and with FOPEN_DIRECT_IO off, so
-// reads and writes still go through the kernel's page cache in large
-// requests (up to MaxWrite) rather than one request per system call.
+// these. For the same reason files are opened with FOPEN_KEEP_CACHE:
+// the kernel keeps the pages it cached of a file from one open to the
+// next (libfuse's kernel_cache, which its documentation allows where
+// "the file data is never changed externally"), so a file read again is
+// served from the kernel's memory without a READ: each write, truncate,
+// mapped store or O_DIRECT write reaches us through the kernel, which
+// updates or drops its own pages as it sends it, and a name that comes
+// to mean another inode (rename over it, unlink and create) is another
+// kernel inode with no cached pages (TestKeptCacheSeesEveryChange). A
+// file is opened with FOPEN_DIRECT_IO off, so reads and writes go
+// through the kernel's page cache in large requests (up to MaxWrite)
+// rather than one request per system call.
 // Writes are written through to us at once (no writeback cache): dirty
 // data lives in our page cache only, and reaches the image at fsync, at
 // our own writeback, and at unmount. FUSE_WRITEBACK_CACHE would let the
@@ -132,5 +139,6 @@
 // RENAME_EXCHANGE and RENAME_WHITEOUT (EINVAL, as Linux's ext2), and file
 // locks in the filesystem (the kernel keeps POSIX and flock locks
 // locally). Extended attributes are read and written (xattr.go), POSIX
-// ACLs included; --no-xattr turns them off.
+// ACLs included; --no-xattr turns them off. copy_file_range(2) within
+// the mount is served by copying through our page cache (copyrange.go).
 package fusemount

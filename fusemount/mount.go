@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
@@ -89,6 +90,8 @@ type mount struct {
 	handles map[closer]struct{} // open files and directories, closed at the end of Wait
 
 	kills killMarks // requests in progress that must clear set-ID bits (killpriv.go)
+
+	reads atomic.Int64 // READ requests served, for tests
 }
 
 // Mount mounts fsys at dir, an existing directory, and serves it until it

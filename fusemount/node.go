@@ -253,9 +253,9 @@ func wantsWrite(flags uint32) bool {
 }
 
 // Open opens the file's inode: whatever name it has now, or none. The
-// reply does not set FOPEN_KEEP_CACHE, so the kernel drops the pages it
-// cached of the file and reads them from us again (see the package
-// documentation).
+// reply sets FOPEN_KEEP_CACHE: the kernel keeps the pages it cached of
+// the file from earlier opens, since nothing but its own requests
+// changes the file (see the package documentation).
 func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	if n.m.readOnly && wantsWrite(flags) {
 		return nil, 0, syscall.EROFS
@@ -280,8 +280,11 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 			return nil, 0, e
 		}
 	}
-	return h, 0, 0
+	return h, openFlags, 0
 }
+
+// openFlags are the FOPEN flags of every OPEN and CREATE reply.
+const openFlags = fuse.FOPEN_KEEP_CACHE
 
 // open opens ino (the caller keeps its reference; the handle takes its
 // own) for the kernel's open flags, truncating it for O_TRUNC.
@@ -377,7 +380,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	}
 	in := n.child(ctx, ino, out)
 	h.in = in
-	return in, h, 0, 0
+	return in, h, openFlags, 0
 }
 
 // mayOpen reports whether the caller uid:gid may open a file of
