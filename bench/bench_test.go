@@ -234,8 +234,8 @@ func TestParseTimeText(t *testing.T) {
 func TestFuseTargets(t *testing.T) {
 	ok := func(s float64) sample { return sample{wall: s, reads: -1, writes: -1} }
 	fio := &fioWorkload{peers: []*fioPeer{
-		{name: "mpage mount", ours: true, runs: []fioRun{{writeBW: 700e6, readBW: 780e6, randIOPS: 22000}}},
-		{name: "fuse2fs", runs: []fioRun{{writeBW: 340e6, readBW: 400e6, randIOPS: 20000}}},
+		{name: "mpage mount", ours: true, runs: []fioRun{{writeBW: 700e6, readBW: 780e6, randIOPS: 22000, randIOPS4: 40000}}},
+		{name: "fuse2fs", runs: []fioRun{{writeBW: 340e6, readBW: 400e6, randIOPS: 20000, randIOPS4: 16000}}},
 	}}
 	tests := []struct {
 		name        string
@@ -281,6 +281,11 @@ func TestFuseTargets(t *testing.T) {
 				}
 				if !found {
 					t.Errorf("no target named %q...; have %v", prefix, got)
+				}
+			}
+			for name, tg := range got {
+				if strings.HasPrefix(name, "FUSE 4 KiB random reads") && !strings.Contains(tg.measured, "2.50× (40000 vs 16000 IOPS)") {
+					t.Errorf("%s: measured %q, want the %d jobs' ratio 2.50× (40000 vs 16000 IOPS) in it", name, tg.measured, randJobs)
 				}
 			}
 		})

@@ -35,7 +35,8 @@ type fioPeer struct {
 // cost over both of its mounts.
 type fioRun struct {
 	writeBW, readBW float64 // bytes per second
-	randIOPS        float64
+	randIOPS        float64 // one job
+	randIOPS4       float64 // randJobs jobs at once
 	cpu             float64
 	rssKiB          int64
 	failed          string
@@ -92,11 +93,11 @@ func (b *bench) runFio() {
 	w.peers = []*fioPeer{ours, theirs}
 	w.what = fmt.Sprintf("fio %s on one %s file in a FUSE mount of an empty %s ext2 image (made by mke2fs): "+
 		"sequential 1 MiB writes (`--rw=write --bs=1M --end_fsync=1`, then unmount), then, after dropping the OS page cache "+
-		"and mounting again, sequential 1 MiB reads and random 4 KiB reads (`--rw=randread --bs=4k`, at most %d s). "+
+		"and mounting again, sequential 1 MiB reads, random 4 KiB reads by one job (`--rw=randread --bs=4k`, at most %d s) and by %d jobs at once, each reading its own part of the file (`--numjobs=%d --offset_increment=SIZE/%d --size=SIZE/%d --group_reporting`, at most %d s, IOPS of all together). "+
 		"The write job stores crc32c verification headers every 4 KiB (`--verify=crc32c --verify_interval=4096 --do_verify=0`); "+
 		"both read jobs check them (`--verify=crc32c --verify_fatal=1`), so a read that returns wrong data fails the run. "+
 		"After the write, `e2fsck -fn` must find the image clean. CPU and peak RSS are the FUSE daemon's, over both mounts.",
-		b.sys.versions["fio"], humanBytes(w.size), humanBytes(roundUp(w.size+w.size/8+64<<20, 4<<20)), b.cfg.fioTime)
+		b.sys.versions["fio"], humanBytes(w.size), humanBytes(roundUp(w.size+w.size/8+64<<20, 4<<20)), b.cfg.fioTime, randJobs, randJobs, randJobs, randJobs, max(1, b.cfg.fioTime/2))
 	total := b.cfg.warmup + b.cfg.runs
 	for _, p := range w.peers {
 		if p.missing != "" {
@@ -110,9 +111,9 @@ func (b *bench) runFio() {
 			if r.failed != "" {
 				status = "FAILED: " + r.failed
 			}
-			logf("fuse  %-14s %s  write %.0f MB/s  read %.0f MB/s  randread %.0f IOPS  cpu %.2f s  rss %d MiB  %s",
+			logf("fuse  %-14s %s  write %.0f MB/s  read %.0f MB/s  randread %.0f IOPS (%d jobs %.0f)  cpu %.2f s  rss %d MiB  %s",
 				p.name, map[bool]string{true: "counted", false: "warm-up"}[counted],
-				r.writeBW/1e6, r.readBW/1e6, r.randIOPS, r.cpu, r.rssKiB>>10, status)
+				r.writeBW/1e6, r.readBW/1e6, r.randIOPS, randJobs, r.randIOPS4, r.cpu, r.rssKiB>>10, status)
 			if counted {
 				p.runs = append(p.runs, r)
 			}
@@ -177,6 +178,25 @@ func (b *bench) fioOnce(p *fioPeer) (r fioRun) {
 			return err
 		}
 		r.randIOPS = j.Read.IOPS
+		// Random reads from several processes at once: one job waits
+		// for each READ before it sends the next, so it measures a
+		// round trip; several keep the server busy. Each job reads its
+		// own part of the file, each page once, so that no job finds a
+		// page another one brought into the kernel's cache.
+		part := roundUp(b.cfg.size/randJobs, 4096)
+		args := []string{"--name=randread4", "--rw=randread", "--bs=4k", fmt.Sprintf("--numjobs=%d", randJobs), "--group_reporting",
+			fmt.Sprintf("--runtime=%d", max(1, b.cfg.fioTime/2)), fmt.Sprintf("--offset_increment=%d", part)}
+		for _, a := range common {
+			if strings.HasPrefix(a, "--size=") {
+				a = fmt.Sprintf("--size=%d", part)
+			}
+			args = append(args, a)
+		}
+		j, err = b.fioJob(args)
+		if err != nil {
+			return err
+		}
+		r.randIOPS4 = j.Read.IOPS
 		return nil
 	})
 	r.cpu, r.rssKiB = m.cpu, m.rssKiB
@@ -185,6 +205,10 @@ func (b *bench) fioOnce(p *fioPeer) (r fioRun) {
 	}
 	return r
 }
+
+// randJobs is how many fio jobs read at random at once in the second
+// random-read job.
+const randJobs = 4
 
 // fioJobResult is the part of fio's JSON output the suite reads.
 type fioJobResult struct {
