@@ -99,16 +99,7 @@ type copyCounters struct {
 	bytes    atomic.Int64 // bytes copied
 }
 
-// copyStats holds each mount's copyCounters (*mount → *copyCounters).
-var copyStats sync.Map
-
-func (m *mount) copyCounters() *copyCounters {
-	if c, ok := copyStats.Load(m); ok {
-		return c.(*copyCounters)
-	}
-	c, _ := copyStats.LoadOrStore(m, new(copyCounters))
-	return c.(*copyCounters)
-}
+func (m *mount) copyCounters() *copyCounters { return &m.copies }
 
 // CopyFileRange copies length bytes at offIn of fhIn's file to offOut of
 // fhOut's file (the node of out), through our page cache

@@ -91,7 +91,8 @@ type mount struct {
 
 	kills killMarks // requests in progress that must clear set-ID bits (killpriv.go)
 
-	reads atomic.Int64 // READ requests served, for tests
+	reads  atomic.Int64 // READ requests served, for tests
+	copies copyCounters // COPY_FILE_RANGE requests served (copyrange.go)
 }
 
 // Mount mounts fsys at dir, an existing directory, and serves it until it
