@@ -154,9 +154,13 @@ func (ino *Inode) getBlocks(iblock int64, maxBlocks int, create bool) (mapResult
 	chain := chainBuf[:depth]
 
 	ino.tree.RLock()
+	if res, ok := ino.cachedRun(iblock, maxBlocks); ok {
+		ino.tree.RUnlock()
+		return res, nil
+	}
 	n, err := ino.getBranch(offsets[:depth], chain)
 	if err == nil && n == depth {
-		res := ino.countMapped(chain, depth, maxBlocks, toBoundary)
+		res := ino.mappedRunFrom(iblock, chain, depth, maxBlocks, toBoundary)
 		ino.tree.RUnlock()
 		fs.releaseChain(chain)
 		return res, nil
@@ -177,7 +181,7 @@ func (ino *Inode) getBlocks(iblock int64, maxBlocks int, create bool) (mapResult
 		return mapResult{}, err
 	}
 	if n == depth {
-		return ino.countMapped(chain, depth, maxBlocks, toBoundary), nil
+		return ino.mappedRunFrom(iblock, chain, depth, maxBlocks, toBoundary), nil
 	}
 	if ino.m != nil && ino.rsv == nil {
 		ino.rsv = newWindow()
@@ -223,7 +227,7 @@ func (ino *Inode) countMapped(chain []indirect, depth, maxBlocks int, toBoundary
 	last := chain[depth-1]
 	first := last.key
 	count := 1
-	for count < maxBlocks && int64(count) <= toBoundary {
+	for count < maxBlocks && int64(count) <= toBoundary && int64(first)+int64(count) < int64(ino.fs.blocksCount) {
 		if ino.ptrAt(last, last.slot+count) != first+uint32(count) {
 			break
 		}

@@ -37,6 +37,11 @@ type Inode struct {
 	lastPhysical int64 // and its device block (0: none yet)
 	rsv          *rsvWindow
 
+	// runMu guards run, the last run of mapped blocks a lookup found
+	// (maprun.go). It is taken with tree held, shared or exclusive.
+	runMu sync.Mutex
+	run   mappedRun
+
 	dirty atomic.Bool // disk differs from the inode table
 
 	// Guarded by fs.icache.

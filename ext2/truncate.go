@@ -52,6 +52,7 @@ func (ino *Inode) truncateBlocks(size int64) error {
 	from := (size + int64(fs.blockSize) - 1) >> fs.blockBits
 	ino.tree.Lock()
 	defer ino.tree.Unlock()
+	ino.forgetRunLocked()
 	f := &blockFreer{ino: ino}
 
 	// Direct blocks.
