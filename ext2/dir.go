@@ -58,11 +58,13 @@ func (fs *FS) dirBlocksLocked(dir *Inode, fn func(ents []layout.DirEntry) bool) 
 }
 
 // ReadDir returns the entries of directory dir, "." and ".." included, in
-// on-disk order (ext2_readdir).
+// on-disk order (ext2_readdir). It updates the directory's atime as
+// Options.Atime says.
 func (fs *FS) ReadDir(dir *Inode) ([]DirEntry, error) {
 	if !dir.IsDir() {
 		return nil, ErrNotDir
 	}
+	defer dir.accessed() // iterate_dir's file_accessed, once unlocked
 	dir.mu.RLock()
 	defer dir.mu.RUnlock()
 	var out []DirEntry
@@ -98,11 +100,13 @@ func (fs *FS) LookupIn(dir *Inode, name string) (uint32, error) {
 
 // ReadLink returns the target of a symbolic link: from i_block for a
 // fast symlink, from its block otherwise (ext2_get_link,
-// page_get_link).
+// page_get_link). It updates the link's atime as Options.Atime says, as
+// Linux does for readlink(2) and for a link followed in a path.
 func (fs *FS) ReadLink(ino *Inode) (string, error) {
 	if !ino.IsSymlink() {
 		return "", fmt.Errorf("%w: inode %d is not a symlink", ErrInvalid, ino.ino)
 	}
+	defer ino.accessed() // do_readlinkat's and pick_link's touch_atime, once unlocked
 	ino.mu.RLock()
 	defer ino.mu.RUnlock()
 	size := int64(ino.disk.Size())

@@ -591,6 +591,7 @@ type DirEntryAt struct {
 // go: a position that no longer starts a record (the record was merged
 // into its predecessor) continues at the next record that starts after
 // it, as ext2_validate_entry does. At the end the position is i_size.
+// Each call updates the directory's atime as Options.Atime says.
 func (fs *FS) ReadDirFrom(dir *Inode, pos int64, max int) ([]DirEntryAt, int64, error) {
 	if !dir.IsDir() {
 		return nil, pos, ErrNotDir
@@ -598,6 +599,7 @@ func (fs *FS) ReadDirFrom(dir *Inode, pos int64, max int) ([]DirEntryAt, int64, 
 	if pos < 0 {
 		return nil, pos, ErrInvalid
 	}
+	defer dir.accessed() // iterate_dir's file_accessed, once unlocked
 	dir.mu.RLock()
 	defer dir.mu.RUnlock()
 	var out []DirEntryAt

@@ -99,7 +99,8 @@ func (f *File) Stat() Stat { return f.ino.Stat() }
 
 // ReadAt reads len(p) bytes at off through the page cache
 // (generic_file_read_iter), with io.ReaderAt's contract: fewer bytes come
-// with io.EOF at end of file.
+// with io.EOF at end of file. A read of len(p) > 0 bytes, even at or past
+// the end, updates atime as Options.Atime says.
 func (f *File) ReadAt(p []byte, off int64) (int, error) {
 	if f.closed.Load() {
 		return 0, ErrClosed
@@ -108,6 +109,9 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 		return 0, ErrInvalid
 	}
 	n, err := f.ino.m.Read(f.ra, p, off)
+	if len(p) > 0 && off < f.fs.maxFileSize() {
+		f.ino.accessed() // filemap_read's file_accessed, error or not
+	}
 	if err == nil && n < len(p) {
 		err = io.EOF
 	}

@@ -44,6 +44,11 @@ type Inode struct {
 
 	dirty atomic.Bool // disk differs from the inode table
 
+	// atimeDue is the Unix second from which a read may have to update
+	// atime (0: look at the times); see accessed in atime.go. Stored
+	// with mu held shared, reset with mu held exclusively.
+	atimeDue atomic.Int64
+
 	// Guarded by fs.icache.
 	refs    int
 	evicted bool
@@ -176,6 +181,7 @@ func (ino *Inode) UpdateLocked(f func(d *layout.Inode)) {
 	f(&ino.disk)
 	ino.disk.Block, ino.disk.BlocksLo, ino.disk.BlocksHigh = blocks, n, nh
 	ino.tree.Unlock()
+	ino.atimeDue.Store(0) // the times or flags may have changed
 	ino.markDirty()
 }
 

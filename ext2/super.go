@@ -90,6 +90,13 @@ type Options struct {
 	SuperblockAt int64
 	// Errors overrides the superblock's error behaviour.
 	Errors ErrorBehavior
+	// Atime is when reads update access times (the relatime, noatime
+	// and strictatime mount options); the zero value is relatime, as in
+	// Linux. A read-only filesystem never updates them. See atime.go.
+	Atime AtimeMode
+	// NoDirAtime exempts directories: listing one never updates its
+	// atime (nodiratime).
+	NoDirAtime bool
 	// Name names the device in error messages, e.g. the image path.
 	Name string
 	// Logf receives warnings (mounting an unchecked filesystem, errors
@@ -133,6 +140,7 @@ type FS struct {
 
 	readOnly atomic.Bool // no more changes (mounted so, or after an error)
 	closed   atomic.Bool
+	atime    atomic.Uint32 // AtimeMode, | atimeNoDir for nodiratime (atime.go)
 
 	// syncMu serialises Sync and Close.
 	syncMu sync.Mutex
@@ -224,6 +232,9 @@ func Mount(dev block.Device, opts Options) (_ *FS, err error) {
 			}
 		}
 	}()
+	if err := fs.SetAtimeMode(opts.Atime, opts.NoDirAtime); err != nil {
+		return nil, err
+	}
 	sb, sbByteOff, err := fs.readSuper()
 	if err != nil {
 		return nil, err
