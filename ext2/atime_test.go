@@ -2,9 +2,11 @@ package ext2
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,11 +175,23 @@ func TestAtime(t *testing.T) {
 					// Seconds only: make sure the second changes.
 					time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
 				}
+				if err := fs.Sync(); err != nil {
+					t.Fatal(err)
+				}
 				before := ino.Stat().Atime
+				writes := fs.Queue().Stats().WriteCalls
 				tc.op(t, fs, ino)
 				after := ino.Stat().Atime
 				if got := !after.Equal(before); got != tc.want {
 					t.Errorf("atime %v -> %v: changed %v, want %v", before, after, got, tc.want)
+				}
+				// An update dirties the inode for the next write-out;
+				// the read itself writes nothing.
+				if got := ino.dirty.Load(); got != tc.want {
+					t.Errorf("inode dirty after the read: %v, want %v", got, tc.want)
+				}
+				if w := fs.Queue().Stats().WriteCalls; w != writes {
+					t.Errorf("the read made %d device writes, want none", w-writes)
 				}
 				if tc.want {
 					if after.Before(now) || after.After(time.Now()) {
@@ -330,4 +344,194 @@ func TestParseAtimeMode(t *testing.T) {
 			}
 		})
 	}
+}
+
+// kernelStep is one step of TestAtimeMatchesKernel: an operation on a
+// path, done through the kernel's mount and through ours.
+type kernelStep struct {
+	name string
+	path string // whose atime is watched
+	op   string // "read N@OFF", "readdir", "readlink", "follow"
+	n    int
+	off  int64
+}
+
+// TestAtimeMatchesKernel does the same steps on a kernel mount of an
+// image (remounted relatime, strictatime or noatime) and on ours, from
+// the same starting times, and checks that atime changes at the same
+// steps.
+func TestAtimeMatchesKernel(t *testing.T) {
+	src := t.TempDir()
+	for _, n := range []string{"f1", "f2", "f3", "f4", "f5", "f6"} {
+		writeFile(t, filepath.Join(src, n), pattern(3, 1000))
+	}
+	writeFile(t, filepath.Join(src, "g"), nil)
+	writeFile(t, filepath.Join(src, "d", "x"), []byte("x"))
+	for name, target := range map[string]string{"fl": "f1", "sl": slowTarget, "fl2": "f6"} {
+		if err := os.Symlink(target, filepath.Join(src, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prep := makeImage(t, 1024, 256, 4<<20, src)
+	// Starting times, set through our mount: each file's atime against
+	// its mtime and ctime is one case of relatime_need_update.
+	now := time.Now()
+	h := time.Hour
+	fs := mountImage(t, prep, Options{})
+	for p, tm := range map[string][3]time.Duration{
+		"f1": {-72 * h, -72 * h, -72 * h}, // atime = mtime = ctime
+		"f2": {-23 * h, -48 * h, -48 * h}, // later than both, younger than a day
+		"f3": {-25 * h, -48 * h, -48 * h}, // later than both, older than a day
+		"f4": {-h, -2 * h, -h / 2},        // ctime later
+		"f5": {-h, -h / 2, -2 * h},        // mtime later
+		"f6": {-72 * h, -72 * h, -72 * h},
+		"g":  {-72 * h, -72 * h, -72 * h},
+		"d":  {-72 * h, -72 * h, -72 * h},
+		"fl": {-72 * h, -72 * h, -72 * h}, "sl": {-72 * h, -72 * h, -72 * h}, "fl2": {-72 * h, -72 * h, -72 * h},
+	} {
+		ino, err := fs.Lookup(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		setInodeTimes(ino, now.Add(tm[0]), now.Add(tm[1]), now.Add(tm[2]))
+		fs.Iput(ino)
+	}
+	if err := fs.Close(); err != nil {
+		t.Fatal(err)
+	}
+	steps := []kernelStep{
+		{"atime = mtime = ctime", "f1", "read", 100, 0},
+		{"read again", "f1", "read", 100, 0},
+		{"atime after mtime and ctime, 23 h old", "f2", "read", 100, 0},
+		{"atime after mtime and ctime, 25 h old", "f3", "read", 100, 0},
+		{"ctime after atime", "f4", "read", 100, 0},
+		{"mtime after atime", "f5", "read", 100, 0},
+		{"read of 0 bytes", "g", "read", 0, 0},
+		{"read of an empty file", "g", "read", 100, 0},
+		{"read past the end", "f6", "read", 100, 5000},
+		{"directory listing", "d", "readdir", 0, 0},
+		{"directory listing again", "d", "readdir", 0, 0},
+		{"fast symlink read", "fl", "readlink", 0, 0},
+		{"slow symlink read", "sl", "readlink", 0, 0},
+		{"fast symlink followed", "fl2", "follow", 0, 0},
+	}
+	for _, mode := range []AtimeMode{Relatime, Strictatime, Noatime} {
+		t.Run(mode.String(), func(t *testing.T) {
+			kimg := copyImage(t, prep)
+			dir := oracle.LoopMount(t, kimg, false)
+			if out, err := exec.Command("mount", "-o", "remount,"+mode.String(), dir).CombinedOutput(); err != nil {
+				t.Fatalf("mount -o remount,%v: %v: %s", mode, err, out)
+			}
+			kernel := make([]bool, len(steps))
+			for i, s := range steps {
+				kernel[i] = kernelAtimeStep(t, dir, s)
+			}
+			t.Logf("kernel (%s): atime changed at steps %v", mountOpts(t, dir), kernel)
+			oracle.Umount(t, dir)
+			oracle.RequireClean(t, kimg)
+
+			img := copyImage(t, prep)
+			fs := mountImage(t, img, Options{Atime: mode})
+			changes := 0
+			for i, s := range steps {
+				got := ourAtimeStep(t, fs, s)
+				if got != kernel[i] {
+					t.Errorf("%s (%s): atime changed %v, the kernel's %v", s.name, s.path, got, kernel[i])
+				}
+				if got {
+					changes++
+				}
+			}
+			if err := fs.Close(); err != nil {
+				t.Fatal(err)
+			}
+			oracle.RequireClean(t, img)
+			if mode != Noatime && changes == 0 {
+				t.Errorf("no step changed atime under %v", mode)
+			}
+		})
+	}
+}
+
+// kernelAtimeStep does s under the kernel mount at dir and reports
+// whether the atime of s.path changed.
+func kernelAtimeStep(t *testing.T, dir string, s kernelStep) bool {
+	t.Helper()
+	p := filepath.Join(dir, s.path)
+	atime := func() time.Time {
+		var st syscall.Stat_t
+		if err := syscall.Lstat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		return time.Unix(st.Atim.Unix())
+	}
+	before := atime()
+	time.Sleep(10 * time.Millisecond) // let the clock move on
+	switch s.op {
+	case "read":
+		fd, err := syscall.Open(p, syscall.O_RDONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := syscall.Pread(fd, make([]byte, s.n), s.off); err != nil {
+			t.Fatal(err)
+		}
+		syscall.Close(fd)
+	case "readdir":
+		if _, err := os.ReadDir(p); err != nil {
+			t.Fatal(err)
+		}
+	case "readlink":
+		if _, err := os.Readlink(p); err != nil {
+			t.Fatal(err)
+		}
+	case "follow":
+		if _, err := os.Stat(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return !atime().Equal(before)
+}
+
+// ourAtimeStep does s on fs and reports whether the atime of s.path
+// changed.
+func ourAtimeStep(t *testing.T, fs *FS, s kernelStep) bool {
+	t.Helper()
+	ino, err := fs.Lookup(s.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Iput(ino)
+	before := ino.Stat().Atime
+	time.Sleep(10 * time.Millisecond)
+	switch s.op {
+	case "read":
+		opRead(s.n, s.off)(t, fs, ino)
+	case "readdir":
+		opReadDir(t, fs, ino)
+	case "readlink":
+		opReadLink(t, fs, ino)
+	case "follow":
+		in, err := fs.LookupPath(s.path, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs.Iput(in)
+	}
+	return !ino.Stat().Atime.Equal(before)
+}
+
+// mountOpts returns the options /proc/mounts shows for the mount at dir.
+func mountOpts(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/mounts")
+	if err != nil {
+		return "?"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 4 && f[1] == dir {
+			return f[3]
+		}
+	}
+	return "?"
 }

@@ -42,7 +42,8 @@
 //
 // # Differences from Linux ext2
 //
-// Reads do not update atime (as if mounted noatime). Blocks reserved for
+// Reads update atime as Linux's VFS does (relatime by default,
+// Options.Atime; atime.go), without lazytime. Blocks reserved for
 // root (s_r_blocks_count) are not held back: the caller is taken to be
 // root. The initial allocation goal of a directory or symlink is its
 // group's first block, that of a regular file 1/16 into the group, where

@@ -109,8 +109,8 @@ func (f *File) ReadAt(p []byte, off int64) (int, error) {
 		return 0, ErrInvalid
 	}
 	n, err := f.ino.m.Read(f.ra, p, off)
-	if len(p) > 0 && off < f.fs.maxFileSize() {
-		f.ino.accessed() // filemap_read's file_accessed, error or not
+	if len(p) > 0 {
+		f.ino.readAccessed(off) // filemap_read's file_accessed, error or not
 	}
 	if err == nil && n < len(p) {
 		err = io.EOF

@@ -141,6 +141,7 @@ type FS struct {
 	readOnly atomic.Bool // no more changes (mounted so, or after an error)
 	closed   atomic.Bool
 	atime    atomic.Uint32 // AtimeMode, | atimeNoDir for nodiratime (atime.go)
+	clock    coarseClock   // whole seconds for atime checks; started and halted with the flusher
 
 	// syncMu serialises Sync and Close.
 	syncMu sync.Mutex
@@ -278,6 +279,7 @@ func Mount(dev block.Device, opts Options) (_ *FS, err error) {
 			return nil, err
 		}
 		fs.flusher.Start()
+		fs.clock.start()
 	} else {
 		fs.readOnly.Store(true)
 	}
@@ -662,6 +664,7 @@ func (fs *FS) Close() error {
 	if fs.flusher != nil {
 		fs.flusher.Stop()
 	}
+	fs.clock.halt()
 	fs.closed.Store(true)
 	fs.rsv.dropAll()
 	fs.dcache.close()
