@@ -29,6 +29,20 @@ type Options struct {
 	// kernel's page cache; by default large aligned writes use O_DIRECT
 	// (block.File explains when and why).
 	BufferedIO bool
+	// Atime is when reads update access times, as Linux's mount
+	// options: ext2.Relatime (the default, also for the zero value
+	// ext2.AtimeDefault) updates atime when it is not later than mtime
+	// or ctime, or is a day old; ext2.Strictatime on every read;
+	// ext2.Noatime never. Reads are ReadAt/Read of a file (of at least
+	// one byte), directory listings, and reading or following a symbolic
+	// link. An update marks the inode dirty and is written back with it,
+	// never by the read itself. A read-only filesystem (ReadOnly, or
+	// remounted so after an error) never updates atime: only Open with
+	// ReadOnly leaves an image byte for byte as it was.
+	Atime ext2.AtimeMode
+	// NoDirAtime keeps directory listings from updating the directory's
+	// atime (nodiratime).
+	NoDirAtime bool
 	// Owner is the owner of the files, directories and links the
 	// os-style methods create; nil means the calling process's uid and
 	// gid.
@@ -50,6 +64,12 @@ func (o Options) mountOptions(name string) ext2.Options {
 	}
 	if o.SuperblockAt != 0 {
 		m.SuperblockAt = o.SuperblockAt
+	}
+	if o.Atime != ext2.AtimeDefault {
+		m.Atime = o.Atime
+	}
+	if o.NoDirAtime {
+		m.NoDirAtime = true
 	}
 	if m.Name == "" {
 		m.Name = name

@@ -39,6 +39,16 @@ type Options struct {
 	// bytes: 0 means DefaultReadAhead, a negative value leaves the
 	// kernel's own (128 KiB). See setReadAhead.
 	ReadAhead int
+	// Atime, unless ext2.AtimeDefault, sets when reads update access
+	// times (ext2.Relatime, ext2.Noatime, ext2.Strictatime) for the
+	// filesystem, as a remount would: the mode stays the filesystem's
+	// after unmount. AtimeDefault keeps the mode fsys was opened with
+	// (ext2fs.Options.Atime, relatime by default). The kernel keeps no
+	// access times of its own for FUSE files (S_NOATIME): it sends the
+	// READ, READDIR and READLINK requests and, after a read, asks for
+	// the attributes again (fuse_invalidate_atime), so stat shows what
+	// ext2 recorded. A noatime mount shows noatime among its options.
+	Atime ext2.AtimeMode
 }
 
 // DefaultReadAhead is the readahead of a mount whose Options leave it 0:
@@ -159,6 +169,19 @@ func Mount(fsys *ext2fs.FS, dir string, opts Options) (*Server, error) {
 	}
 	if m.readOnly {
 		mo.Options = append(mo.Options, "ro")
+	}
+	if opts.Atime != ext2.AtimeDefault {
+		_, noDir := e2.AtimeMode()
+		if err := e2.SetAtimeMode(opts.Atime, noDir); err != nil {
+			m.releaseNodes()
+			return nil, fmt.Errorf("fusemount: %w", err)
+		}
+	}
+	// fusermount3 knows noatime but not relatime, strictatime or
+	// nodiratime (it would hand them to the kernel's FUSE, which refuses
+	// them); a mount is relatime unless told otherwise.
+	if mode, _ := e2.AtimeMode(); mode == ext2.Noatime {
+		mo.Options = append(mo.Options, "noatime")
 	}
 	entry, attr, negative := entryTimeout, attrTimeout, negativeTimeout
 	gopts := &gofs.Options{

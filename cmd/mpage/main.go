@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mpagefs/mpage/ext2"
 	"github.com/spf13/cobra"
 )
 
@@ -82,6 +83,10 @@ type globals struct {
 	cache    string // page-cache limit, e.g. "256M"
 	stats    string // "", "text" or "json"
 	readOnly bool
+	// atime is the --atime mode name ("relatime", "noatime",
+	// "strictatime"); noDirAtime is --nodiratime.
+	atime      string
+	noDirAtime bool
 	// cpuProfile and trace are the files of a CPU profile and an
 	// execution trace of the run (hidden flags, for developers), or "".
 	cpuProfile, trace string
@@ -94,7 +99,8 @@ type app struct {
 	stdout io.Writer
 	stderr io.Writer
 	start  time.Time
-	cache  int64 // parsed --cache
+	cache  int64          // parsed --cache
+	atime  ext2.AtimeMode // parsed --atime
 	stats  runStats
 	// command is the name of the command that ran, for --stats.
 	command string
@@ -122,6 +128,8 @@ Try "mpage demo" first.`,
 	pf.StringVar(&g.stats, "stats", "", "print I/O counters at exit on stderr: text (the default when given without a value) or json (one object)")
 	pf.Lookup("stats").NoOptDefVal = "text"
 	pf.BoolVar(&g.readOnly, "readonly", false, "open images read-only; commands that change an image fail")
+	pf.StringVar(&g.atime, "atime", "relatime", "when reads update access times in images a command opens for writing: relatime, noatime or strictatime (cat, ls, stat and cp out open images read-only and never change them)")
+	pf.BoolVar(&g.noDirAtime, "nodiratime", false, "listing a directory never updates its access time")
 	pf.StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile of the command to this file (for go tool pprof)")
 	pf.StringVar(&g.trace, "trace", "", "write an execution trace of the command to this file (for go tool trace)")
 	pf.MarkHidden("cpuprofile")
@@ -139,6 +147,9 @@ Try "mpage demo" first.`,
 			return usagef("--cache: %v", err)
 		}
 		a.cache = n
+		if a.atime, err = ext2.ParseAtimeMode(g.atime); err != nil {
+			return usagef("--atime takes relatime, noatime or strictatime, not %q", g.atime)
+		}
 		return a.startProfile(g.cpuProfile, g.trace)
 	}
 	root.AddCommand(

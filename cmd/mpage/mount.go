@@ -46,7 +46,12 @@ second signal detaches a busy mount lazily). Unmounting writes
 everything back and marks the image clean.
 
 The kernel checks permissions (default_permissions) against the modes and
-owners in the image; files are created with the caller's uid and gid.`,
+owners in the image; files are created with the caller's uid and gid.
+
+Reads through the mount update access times as the global --atime says
+(relatime by default, as Linux mounts; noatime, strictatime), and
+--nodiratime keeps directory listings from updating them; a read-only
+mount never does.`,
 		Args: args(cobra.ExactArgs(2)),
 	}
 	f := cmd.Flags()
@@ -212,9 +217,12 @@ func (a *app) mountBackground(o mountFlags, image, dir string) error {
 	if err != nil {
 		return err
 	}
-	argv := []string{"--cache", a.g.cache}
+	argv := []string{"--cache", a.g.cache, "--atime", a.atime.String()}
 	if a.g.readOnly {
 		argv = append(argv, "--readonly")
+	}
+	if a.g.noDirAtime {
+		argv = append(argv, "--nodiratime")
 	}
 	argv = append(argv, "mount", "--foreground")
 	if o.ro {

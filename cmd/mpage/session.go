@@ -121,7 +121,10 @@ func (s *session) open(image string) (*ext2fs.FS, error) {
 	if _, err := os.Stat(image); err != nil {
 		return nil, fmt.Errorf("%s: %s", image, errnoText(err))
 	}
-	f, err := ext2fs.Open(image, ext2fs.Options{ReadOnly: !s.write, CacheLimit: s.a.cache})
+	f, err := ext2fs.Open(image, ext2fs.Options{
+		ReadOnly: !s.write, CacheLimit: s.a.cache,
+		Atime: s.a.atime, NoDirAtime: s.a.g.noDirAtime,
+	})
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
