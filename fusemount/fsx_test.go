@@ -1,0 +1,818 @@
+package fusemount
+
+// fsx through the mount: the randomized file exerciser of the Linux Test
+// Project and xfstests (as ext2fs/fsx_test.go runs it over the Go API),
+// here driving real system calls on files of a FUSE mount, so that the
+// kernel's page cache of each file (kept across opens: FOPEN_KEEP_CACHE),
+// our page cache behind it and the image must agree at every read.
+//
+// Three files of up to fsxMaxSize bytes each, more than the mount's
+// 16 MiB page cache (mountTB), take random pwrites (past the end too,
+// leaving holes), preads, ftruncates up and down, truncates by path,
+// close and reopen (with O_TRUNC sometimes), O_DIRECT reads and writes
+// through a descriptor of their own, copy_file_range within a file and
+// between two, fsync, stat, reads of the whole file through a new
+// descriptor, stores through a shared mapping in a child process, and
+// now and then an unmount and a mount again. Every read is checked
+// against a model of each file's bytes and size; at the end the image
+// must be clean (e2fsck -fn) and hold the model's bytes as ext2fs reads
+// them.
+//
+// Each byte written tells where it comes from (fsxFill): a wrong byte is
+// reported with the step, file and offset that wrote it and those that
+// should have, and the last fsxLogLen operations are printed. A failure
+// replays with MPAGE_FSX_SEED=<seed> MPAGE_FSX_SEEDS=1
+// MPAGE_FSX_OPS=<step+1>.
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mpagefs/mpage/ext2fs"
+	"github.com/mpagefs/mpage/internal/oracle"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	fsxFiles   = 3
+	fsxMaxSize = 8 << 20   // no write or truncate goes past this offset
+	fsxMaxIO   = 256 << 10 // the longest read, write or copy
+	fsxAlign   = 4096      // O_DIRECT offsets and lengths
+	fsxLogLen  = 30        // operations printed on a failure
+)
+
+// fsxFile is one file under test: its model and its open descriptors.
+type fsxFile struct {
+	idx   int
+	name  string
+	model []byte   // the file's bytes; its length is the file's size
+	rw    *os.File // O_RDWR, reopened by the reopen operation
+	rd    *os.File // O_RDONLY, open across rw's reopenings
+	dio   *os.File // O_RDWR|O_DIRECT
+}
+
+// fsxState is one seed's run.
+type fsxState struct {
+	t     *testing.T
+	seed  uint64
+	rng   *rand.Rand
+	image string
+	m     *mounted
+	files [fsxFiles]*fsxFile
+	step  int
+	log   []string
+	dbuf  []byte // aligned, for O_DIRECT
+	stats map[string]int
+
+	mapper *fsxMapper // the child process of mmapStore, once started
+
+	evicted   int64 // pages our page cache evicted, over earlier mounts
+	peakTotal int   // the most bytes the files held at once
+}
+
+// fsxRaceEnabled reports whether the test binary was built with -race.
+func fsxRaceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
+}
+
+// fsxEnv reads a positive integer from the environment, or def.
+func fsxEnv(t *testing.T, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		t.Fatalf("%s=%q: want a non-negative integer", name, v)
+	}
+	return n
+}
+
+// TestFsxThroughMount runs fsx on files of a FUSE mount, one subtest per
+// seed; even seeds use 1 KiB blocks, odd ones 4 KiB. By default 3 seeds
+// of 1,500 operations (about 20 s under -race on 2 cores), 1 of 300 with
+// -short; MPAGE_FSX_SEEDS, MPAGE_FSX_OPS and MPAGE_FSX_SEED (the first
+// seed) change that.
+func TestFsxThroughMount(t *testing.T) {
+	requireFuse(t)
+	seeds, ops := 2, 1500
+	if !fsxRaceEnabled() {
+		seeds, ops = 3, 3000
+	}
+	if testing.Short() {
+		seeds, ops = 1, 300
+	}
+	seeds = fsxEnv(t, "MPAGE_FSX_SEEDS", seeds)
+	ops = fsxEnv(t, "MPAGE_FSX_OPS", ops)
+	first := fsxEnv(t, "MPAGE_FSX_SEED", 0)
+	for seed := first; seed < first+seeds; seed++ {
+		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
+			fsxRun(t, uint64(seed), ops)
+		})
+	}
+}
+
+// fsxRun runs ops operations of seed on a new image.
+func fsxRun(t *testing.T, seed uint64, ops int) {
+	bs := 1024
+	if seed%2 == 1 {
+		bs = 4096
+	}
+	s := &fsxState{
+		t:     t,
+		seed:  seed,
+		rng:   rand.New(rand.NewPCG(seed, 0x66737820)),
+		image: fsxImage(t, bs),
+		dbuf:  alignedBlock(fsxMaxIO),
+		stats: map[string]int{},
+	}
+	for i := range s.files {
+		s.files[i] = &fsxFile{idx: i, name: fmt.Sprintf("f%d", i)}
+	}
+	s.mount()
+	s.openAll(os.O_CREATE | os.O_EXCL)
+	start := time.Now()
+	for s.step = 0; s.step < ops; s.step++ {
+		s.op()
+		total := 0
+		for _, f := range s.files {
+			total += len(f.model)
+		}
+		s.peakTotal = max(s.peakTotal, total)
+	}
+	s.step = ops
+	s.unmount()
+	t.Logf("seed %d, %d-byte blocks: %d operations in %v (files of %d bytes at most together, %d pages evicted from our cache): %v",
+		seed, bs, ops, time.Since(start).Round(time.Millisecond), s.peakTotal, s.evicted, s.stats)
+
+	oracle.RequireClean(t, s.image)
+	fsys, err := ext2fs.Open(s.image, ext2fs.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("ext2fs.Open(%s) read-only: %v", s.image, err)
+	}
+	defer fsys.Close()
+	for _, f := range s.files {
+		got, err := fsys.ReadFile(f.name)
+		if err != nil {
+			s.fatalf("reading %s from the image with ext2fs: %v", f.name, err)
+		}
+		s.compare(f, "the image (ext2fs)", got, 0, f.model)
+	}
+}
+
+// fsxImage makes an empty 64 MiB ext2 image with blocks of bs bytes, in
+// /dev/shm when there is one: fsync and unmount flush the image file,
+// which on a disk costs more than the rest of the test.
+func fsxImage(t *testing.T, bs int) string {
+	dir, err := os.MkdirTemp("/dev/shm", "fusemount-fsx-")
+	if err != nil {
+		dir = t.TempDir()
+	} else {
+		t.Cleanup(func() { os.RemoveAll(dir) })
+	}
+	image := filepath.Join(dir, "fsx.img")
+	oracle.MkfsImageAt(t, image, oracle.MkfsOptions{SizeBytes: 64 << 20, BlockSize: bs})
+	return image
+}
+
+func (s *fsxState) logf(format string, args ...any) {
+	s.log = append(s.log, fmt.Sprintf("step %d: ", s.step)+fmt.Sprintf(format, args...))
+	if len(s.log) > fsxLogLen {
+		s.log = s.log[1:]
+	}
+}
+
+func (s *fsxState) fatalf(format string, args ...any) {
+	s.t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "fsx seed %d, the last %d operations:\n", s.seed, len(s.log))
+	for _, l := range s.log {
+		b.WriteString("\t" + l + "\n")
+	}
+	for _, f := range s.files {
+		fmt.Fprintf(&b, "\t%s: size %d in the model\n", f.name, len(f.model))
+	}
+	fmt.Fprintf(&b, "replay: MPAGE_FSX_SEED=%d MPAGE_FSX_SEEDS=1 MPAGE_FSX_OPS=%d go test -run FsxThroughMount ./fusemount/", s.seed, s.step+1)
+	s.t.Log(b.String())
+	s.t.Fatalf("fsx seed %d step %d: "+format, append([]any{s.seed, s.step}, args...)...)
+}
+
+// fsxFill returns the n bytes step writes at off of file idx. Each
+// 8-byte word at an offset multiple of 8 encodes the step, the file and
+// the word's offset, 7 bits a byte with the top bit set, so that no byte
+// is zero (holes show) and a wrong byte says where it came from
+// (fsxOrigin).
+func fsxFill(step, idx int, off int64, n int) []byte {
+	b := make([]byte, n)
+	var w uint64
+	for i := range b {
+		p := off + int64(i)
+		if i == 0 || p&7 == 0 {
+			w = fsxWord(step, idx, p)
+		}
+		b[i] = 0x80 | byte(w>>(7*(p&7)))&0x7f
+	}
+	return b
+}
+
+// fsxWord is the 56-bit word fsxFill writes at p&^7: step, file and
+// word offset in the low 48 bits, 8 check bits above.
+func fsxWord(step, idx int, p int64) uint64 {
+	w := uint64(step)&(1<<24-1) | uint64(idx&3)<<24 | uint64(p>>3)&(1<<22-1)<<26
+	return w | (w*0x9e3779b97f4a7c15>>8)&(0xff<<48)
+}
+
+// fsxOrigin says what wrote the byte at offset p of data (which
+// starts at offset off): "zero (a hole)", "written by step S to fN at O"
+// when 8 bytes around it decode as a word of fsxFill (copies move words
+// to any alignment, so each window holding p is tried), or its bytes.
+func fsxOrigin(data []byte, off, p int64) string {
+	i := p - off
+	if data[i] == 0 {
+		return "zero (a hole)"
+	}
+	for start := max(i-7, 0); start <= i && start+8 <= int64(len(data)); start++ {
+		var w uint64
+		for j, c := range data[start : start+8] {
+			w |= uint64(c&0x7f) << (7 * j)
+		}
+		step, idx, wo := w&(1<<24-1), w>>24&3, int64(w>>26&(1<<22-1))<<3
+		if bytes.Equal(data[start:start+8], fsxFill(int(step), int(idx), wo, 8)) {
+			return fmt.Sprintf("written by step %d to f%d at %d", step, idx, wo+i-start)
+		}
+	}
+	return fmt.Sprintf("bytes %x", data[max(i-7, 0):min(i+8, int64(len(data)))])
+}
+
+// compare fails when got, read from what at off of f, differs from want.
+func (s *fsxState) compare(f *fsxFile, what string, got []byte, off int64, want []byte) {
+	s.t.Helper()
+	if bytes.Equal(got, want) {
+		return
+	}
+	if len(got) != len(want) && bytes.Equal(got[:min(len(got), len(want))], want[:min(len(got), len(want))]) {
+		s.fatalf("%s: %s at %d: got %d bytes, want %d", f.name, what, off, len(got), len(want))
+	}
+	i := firstDiff(got, want)
+	p := off + int64(i)
+	last := i
+	for last < min(len(got), len(want)) && got[last] != want[last] {
+		last++
+	}
+	s.fatalf("%s: %s of %d bytes at %d: got %d bytes; first difference at offset %d (%d bytes differ from there on): got %#x, %s; want %#x, %s",
+		f.name, what, len(want), off, len(got), p, last-i, got[i], fsxOrigin(got, off, p), want[i], fsxOrigin(want, off, p))
+}
+
+// setSize makes f's model n bytes long, zeroes past the old end.
+func (f *fsxFile) setSize(n int64) {
+	old := int64(len(f.model))
+	switch {
+	case n <= old:
+		f.model = f.model[:n]
+	case n <= int64(cap(f.model)):
+		f.model = f.model[:n]
+		clear(f.model[old:])
+	default:
+		m := make([]byte, n, max(n, fsxMaxSize))
+		copy(m, f.model)
+		f.model = m
+	}
+}
+
+// store puts b at off of f's model, growing it.
+func (f *fsxFile) store(off int64, b []byte) {
+	if end := off + int64(len(b)); end > int64(len(f.model)) {
+		f.setSize(end)
+	}
+	copy(f.model[off:], b)
+}
+
+func (s *fsxState) open(f *fsxFile, flags int) *os.File {
+	s.t.Helper()
+	h, err := os.OpenFile(s.m.path(f.name), flags, 0o644)
+	if err != nil {
+		s.fatalf("open %s (flags %#x): %v", f.name, flags, err)
+	}
+	return h
+}
+
+// openAll opens every file's three descriptors, rw with extra flags.
+func (s *fsxState) openAll(extra int) {
+	for _, f := range s.files {
+		f.rw = s.open(f, os.O_RDWR|extra)
+		f.rd = s.open(f, os.O_RDONLY)
+		f.dio = s.open(f, os.O_RDWR|syscall.O_DIRECT)
+	}
+}
+
+func (s *fsxState) closeAll() {
+	for _, f := range s.files {
+		for _, h := range []**os.File{&f.rw, &f.rd, &f.dio} {
+			if *h == nil {
+				continue
+			}
+			err := (*h).Close()
+			*h = nil
+			if err != nil {
+				s.fatalf("close %s: %v", f.name, err)
+			}
+		}
+	}
+}
+
+// unmount closes every descriptor and unmounts.
+func (s *fsxState) unmount() {
+	s.closeAll()
+	s.evicted += s.m.fsys.Stats().PageCache.Evicted
+	s.m.unmount(s.t)
+}
+
+// mount mounts the image, and closes the descriptors left open by a
+// failure before the mount is undone (mountTB's cleanup could not
+// unmount a busy mount).
+func (s *fsxState) mount() {
+	s.m = mountTB(s.t, s.image, Options{})
+	s.t.Cleanup(func() {
+		for _, f := range s.files {
+			for _, h := range []**os.File{&f.rw, &f.rd, &f.dio} {
+				if *h != nil {
+					(*h).Close()
+					*h = nil
+				}
+			}
+		}
+	})
+}
+
+// offLen picks an offset and a length for f: near its end a third of
+// the time, anywhere below fsxMaxSize otherwise; a quarter of the
+// lengths are small.
+func (s *fsxState) offLen(f *fsxFile, maxLen int) (int64, int) {
+	size := int64(len(f.model))
+	var off int64
+	if s.rng.IntN(3) == 0 {
+		off = min(max(0, size+s.rng.Int64N(6*4096)-3*4096), fsxMaxSize-1)
+	} else {
+		off = s.rng.Int64N(fsxMaxSize)
+	}
+	n := 1 + s.rng.IntN(maxLen)
+	if s.rng.IntN(4) == 0 {
+		n = 1 + s.rng.IntN(8192)
+	}
+	return off, n
+}
+
+// expect is how many bytes a read of n at off of f returns.
+func (f *fsxFile) expect(off int64, n int) int {
+	if off >= int64(len(f.model)) {
+		return 0
+	}
+	return int(min(int64(n), int64(len(f.model))-off))
+}
+
+func (s *fsxState) file() *fsxFile { return s.files[s.rng.IntN(fsxFiles)] }
+
+// op runs one random operation.
+func (s *fsxState) op() {
+	f := s.file()
+	switch k := s.rng.IntN(1000); {
+	case k < 250:
+		s.pread(f)
+	case k < 450:
+		s.pwrite(f)
+	case k < 520:
+		s.truncate(f)
+	case k < 580:
+		s.directRead(f)
+	case k < 640:
+		s.directWrite(f)
+	case k < 710:
+		s.copyWithin(f)
+	case k < 780:
+		s.copyBetween(f)
+	case k < 820:
+		s.stats["fsync"]++
+		s.logf("%s: fsync", f.name)
+		h := f.rw
+		if s.rng.IntN(4) == 0 {
+			h = f.dio
+		}
+		if err := h.Sync(); err != nil {
+			s.fatalf("%s: fsync: %v", f.name, err)
+		}
+	case k < 860:
+		s.stat(f)
+	case k < 920:
+		s.reopen(f)
+	case k < 970:
+		s.readWhole(f, "a read of the whole file through a new descriptor")
+	case k < 993:
+		s.mmapStore(f)
+	default:
+		s.remount()
+	}
+}
+
+func (s *fsxState) pread(f *fsxFile) {
+	off, n := s.offLen(f, fsxMaxIO)
+	h, which := f.rw, "rw"
+	if s.rng.IntN(2) == 0 {
+		h, which = f.rd, "rd"
+	}
+	s.stats["pread"]++
+	s.logf("%s: pread %d at %d through %s (size %d)", f.name, n, off, which, len(f.model))
+	got := make([]byte, n)
+	m, err := h.ReadAt(got, off)
+	want := f.expect(off, n)
+	if m != want || (m < n && err != io.EOF) || (m == n && err != nil) {
+		s.fatalf("%s: pread %d at %d: %d bytes, %v; want %d bytes (size %d)", f.name, n, off, m, err, want, len(f.model))
+	}
+	start := min(off, int64(len(f.model)))
+	s.compare(f, "pread through "+which, got[:m], off, f.model[start:start+int64(want)])
+}
+
+func (s *fsxState) pwrite(f *fsxFile) {
+	off, n := s.offLen(f, fsxMaxIO)
+	n = int(min(int64(n), fsxMaxSize-off))
+	s.stats["pwrite"]++
+	s.logf("%s: pwrite %d at %d (size %d)", f.name, n, off, len(f.model))
+	b := fsxFill(s.step, f.idx, off, n)
+	if m, err := f.rw.WriteAt(b, off); m != n || err != nil {
+		s.fatalf("%s: pwrite %d at %d: %d, %v", f.name, n, off, m, err)
+	}
+	f.store(off, b)
+}
+
+func (s *fsxState) truncate(f *fsxFile) {
+	var size int64
+	if s.rng.IntN(2) == 0 {
+		size = s.rng.Int64N(int64(len(f.model)) + 1)
+	} else {
+		size = s.rng.Int64N(fsxMaxSize + 1)
+	}
+	s.stats["truncate"]++
+	if s.rng.IntN(4) == 0 {
+		s.logf("%s: truncate by path %d -> %d", f.name, len(f.model), size)
+		if err := os.Truncate(s.m.path(f.name), size); err != nil {
+			s.fatalf("%s: truncate(%d): %v", f.name, size, err)
+		}
+	} else {
+		s.logf("%s: ftruncate %d -> %d", f.name, len(f.model), size)
+		if err := f.rw.Truncate(size); err != nil {
+			s.fatalf("%s: ftruncate(%d): %v", f.name, size, err)
+		}
+	}
+	f.setSize(size)
+}
+
+// alignedOffLen picks an O_DIRECT offset and length, multiples of
+// fsxAlign, near f's end a third of the time.
+func (s *fsxState) alignedOffLen(f *fsxFile) (int64, int) {
+	off, n := s.offLen(f, fsxMaxIO)
+	off &^= fsxAlign - 1
+	n = max(fsxAlign, n&^(fsxAlign-1))
+	n = int(min(int64(n), fsxMaxSize-off))
+	return off, n
+}
+
+func (s *fsxState) directRead(f *fsxFile) {
+	off, n := s.alignedOffLen(f)
+	s.stats["direct read"]++
+	s.logf("%s: O_DIRECT pread %d at %d (size %d)", f.name, n, off, len(f.model))
+	buf := s.dbuf[:n]
+	m, err := unix.Pread(int(f.dio.Fd()), buf, off)
+	if want := f.expect(off, n); err != nil || m != want {
+		s.fatalf("%s: O_DIRECT pread %d at %d: %d, %v; want %d bytes (size %d)", f.name, n, off, m, err, want, len(f.model))
+	}
+	start := min(off, int64(len(f.model)))
+	s.compare(f, "O_DIRECT pread", buf[:m], off, f.model[start:start+int64(m)])
+}
+
+func (s *fsxState) directWrite(f *fsxFile) {
+	off, n := s.alignedOffLen(f)
+	s.stats["direct write"]++
+	s.logf("%s: O_DIRECT pwrite %d at %d (size %d)", f.name, n, off, len(f.model))
+	b := fsxFill(s.step, f.idx, off, n)
+	buf := s.dbuf[:n]
+	copy(buf, b)
+	if m, err := unix.Pwrite(int(f.dio.Fd()), buf, off); err != nil || m != n {
+		s.fatalf("%s: O_DIRECT pwrite %d at %d: %d, %v", f.name, n, off, m, err)
+	}
+	f.store(off, b)
+}
+
+// copyRange copies n bytes at offIn of src to offOut of dst with
+// copy_file_range(2) and checks the count against the model, which it
+// updates.
+func (s *fsxState) copyRange(src *fsxFile, offIn int64, dst *fsxFile, offOut int64, n int) {
+	h, which := src.rw, "rw"
+	if s.rng.IntN(2) == 0 {
+		h, which = src.rd, "rd"
+	}
+	s.logf("copy_file_range %d from %s at %d (size %d, through %s) to %s at %d (size %d)",
+		n, src.name, offIn, len(src.model), which, dst.name, offOut, len(dst.model))
+	want := src.expect(offIn, n)
+	in, out := offIn, offOut
+	m, err := unix.CopyFileRange(int(h.Fd()), &in, int(dst.rw.Fd()), &out, n, 0)
+	if err != nil || m != want {
+		s.fatalf("copy_file_range %d from %s at %d to %s at %d: %d, %v; want %d (source size %d)",
+			n, src.name, offIn, dst.name, offOut, m, err, want, len(src.model))
+	}
+	if in != offIn+int64(m) || out != offOut+int64(m) {
+		s.fatalf("copy_file_range of %d: offsets moved to %d and %d, want %d and %d", m, in, out, offIn+int64(m), offOut+int64(m))
+	}
+	if m > 0 {
+		dst.store(offOut, bytes.Clone(src.model[offIn:offIn+int64(m)]))
+	}
+}
+
+// copySource picks a source offset and length in f, past its end now
+// and then.
+func (s *fsxState) copySource(f *fsxFile) (int64, int) {
+	size := int64(len(f.model))
+	n := 1 + s.rng.IntN(fsxMaxIO)
+	if s.rng.IntN(3) == 0 {
+		n = (1 + s.rng.IntN(fsxMaxIO/fsxAlign)) * fsxAlign
+	}
+	if size == 0 || s.rng.IntN(20) == 0 {
+		return size + s.rng.Int64N(65536), n
+	}
+	off := s.rng.Int64N(size)
+	if s.rng.IntN(3) == 0 {
+		off &^= fsxAlign - 1
+	}
+	return off, n
+}
+
+func (s *fsxState) copyWithin(f *fsxFile) {
+	offIn, n := s.copySource(f)
+	count := int64(f.expect(offIn, n))
+	// A destination whose range does not overlap the source's
+	// (copy_file_range refuses that with EINVAL).
+	for range 10 {
+		offOut := s.rng.Int64N(fsxMaxSize - int64(n))
+		if s.rng.IntN(3) == 0 {
+			offOut &^= fsxAlign - 1
+		}
+		if offOut+count <= offIn || offOut >= offIn+count {
+			s.stats["copy within"]++
+			s.copyRange(f, offIn, f, offOut, n)
+			return
+		}
+	}
+}
+
+func (s *fsxState) copyBetween(dst *fsxFile) {
+	src := s.files[(dst.idx+1+s.rng.IntN(fsxFiles-1))%fsxFiles]
+	offIn, n := s.copySource(src)
+	var offOut int64
+	if s.rng.IntN(3) == 0 {
+		offOut = min(max(0, int64(len(dst.model))+s.rng.Int64N(6*4096)-3*4096), fsxMaxSize-int64(n))
+	} else {
+		offOut = s.rng.Int64N(fsxMaxSize - int64(n))
+	}
+	if s.rng.IntN(3) == 0 {
+		offOut &^= fsxAlign - 1
+	}
+	s.stats["copy between"]++
+	s.copyRange(src, offIn, dst, offOut, n)
+}
+
+func (s *fsxState) stat(f *fsxFile) {
+	s.stats["stat"]++
+	s.logf("%s: stat and fstat (size %d)", f.name, len(f.model))
+	fi, err := os.Stat(s.m.path(f.name))
+	if err != nil {
+		s.fatalf("%s: stat: %v", f.name, err)
+	}
+	if fi.Size() != int64(len(f.model)) {
+		s.fatalf("%s: stat size %d, want %d", f.name, fi.Size(), len(f.model))
+	}
+	for _, h := range []*os.File{f.rw, f.rd, f.dio} {
+		var st unix.Stat_t
+		if err := unix.Fstat(int(h.Fd()), &st); err != nil {
+			s.fatalf("%s: fstat: %v", f.name, err)
+		}
+		if st.Size != int64(len(f.model)) {
+			s.fatalf("%s: fstat size %d, want %d", f.name, st.Size, len(f.model))
+		}
+	}
+}
+
+// reopen closes f's read-write descriptor and opens it again, with
+// O_TRUNC a quarter of the time; sometimes the others too.
+func (s *fsxState) reopen(f *fsxFile) {
+	trunc := s.rng.IntN(4) == 0
+	all := s.rng.IntN(3) == 0
+	s.stats["reopen"]++
+	s.logf("%s: close and reopen (O_TRUNC %v, all descriptors %v, size %d)", f.name, trunc, all, len(f.model))
+	hs := []**os.File{&f.rw}
+	if all {
+		hs = append(hs, &f.rd, &f.dio)
+	}
+	for _, h := range hs {
+		if err := (*h).Close(); err != nil {
+			s.fatalf("%s: close: %v", f.name, err)
+		}
+	}
+	flags := os.O_RDWR
+	if trunc {
+		flags |= os.O_TRUNC
+	}
+	f.rw = s.open(f, flags)
+	if trunc {
+		f.setSize(0)
+	}
+	if all {
+		f.rd = s.open(f, os.O_RDONLY)
+		f.dio = s.open(f, os.O_RDWR|syscall.O_DIRECT)
+	}
+}
+
+// readWhole reads f through a new descriptor (os.ReadFile).
+func (s *fsxState) readWhole(f *fsxFile, what string) {
+	s.stats["read whole"]++
+	s.logf("%s: read the whole file through a new descriptor (size %d)", f.name, len(f.model))
+	got, err := os.ReadFile(s.m.path(f.name))
+	if err != nil {
+		s.fatalf("%s: reading the whole file: %v", f.name, err)
+	}
+	s.compare(f, what, got, 0, f.model)
+}
+
+// remount closes every descriptor, unmounts, mounts the image again and
+// reads every file in full.
+func (s *fsxState) remount() {
+	s.stats["remount"]++
+	s.logf("unmount and mount again")
+	s.unmount()
+	s.mount()
+	for _, f := range s.files {
+		s.readWhole(f, "a read of the whole file after a remount")
+	}
+	s.openAll(0)
+}
+
+// mmapStore stores bytes at a random range inside f through a shared
+// mapping, msynced, in a child process (fsxMapper): a page fault on a
+// file of the mount in this process, which serves it, could block a
+// thread the Go runtime must stop.
+func (s *fsxState) mmapStore(f *fsxFile) {
+	size := int64(len(f.model))
+	if size == 0 {
+		return
+	}
+	off := s.rng.Int64N(size)
+	n := int(min(int64(1+s.rng.IntN(64<<10)), size-off))
+	s.stats["mmap store"]++
+	s.logf("%s: a child process stores %d at %d through a shared mapping (size %d)", f.name, n, off, size)
+	if s.mapper == nil {
+		s.mapper = startFsxMapper(s.t)
+	}
+	if err := s.mapper.store(s.m.path(f.name), off, n, s.step, f.idx); err != nil {
+		s.fatalf("%s: storing through a shared mapping in a child process: %v", f.name, err)
+	}
+	f.store(off, fsxFill(s.step, f.idx, off, n))
+}
+
+// fsxMapper is a child process (this test binary running
+// TestFsxMmapStoreHelper) that stores through shared mappings on
+// request: one process for the whole run, since a test binary built
+// with -race takes about a second to start. Between requests it holds
+// no file of the mount open.
+type fsxMapper struct {
+	cmd *exec.Cmd
+	in  *os.File // requests, a line each
+	out *os.File // answers, a line each
+	rd  *bufio.Reader
+}
+
+func startFsxMapper(t *testing.T) *fsxMapper {
+	t.Helper()
+	reqR, reqW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ansR, ansW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFsxMmapStoreHelper$")
+	cmd.Env = append(os.Environ(), "MPAGE_FSX_MMAP=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = reqR, ansW, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting the mapping helper process: %v", err)
+	}
+	reqR.Close()
+	ansW.Close()
+	p := &fsxMapper{cmd: cmd, in: reqW, out: ansR, rd: bufio.NewReader(ansR)}
+	t.Cleanup(func() {
+		p.in.Close() // the helper ends at the end of its input
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("the mapping helper process: %v", err)
+			}
+		case <-time.After(time.Minute):
+			cmd.Process.Kill()
+			<-done
+			t.Errorf("the mapping helper process did not end within a minute of its input's end")
+		}
+		p.out.Close()
+	})
+	return p
+}
+
+// store has the helper store fsxFill(step, idx, off, n) at off of path
+// and waits (a minute at most) for its answer.
+func (p *fsxMapper) store(path string, off int64, n, step, idx int) error {
+	if _, err := fmt.Fprintf(p.in, "%s %d %d %d %d\n", path, off, n, step, idx); err != nil {
+		return fmt.Errorf("sending the request: %w", err)
+	}
+	p.out.SetReadDeadline(time.Now().Add(time.Minute))
+	line, err := p.rd.ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("reading the answer: %w", err)
+	}
+	if line = strings.TrimSpace(line); line != "ok" {
+		return errors.New(line)
+	}
+	return nil
+}
+
+// TestFsxMmapStoreHelper is not a test: run with MPAGE_FSX_MMAP set, it
+// reads requests "path off n step idx" a line each from its standard
+// input, stores fsxFill(step, idx, off, n) at off of path through a
+// shared mapping, msyncs and unmaps it, and answers "ok" or the error
+// on a line of its standard output, until its input ends.
+func TestFsxMmapStoreHelper(t *testing.T) {
+	if os.Getenv("MPAGE_FSX_MMAP") == "" {
+		t.Skip("runs only as the helper process of TestFsxThroughMount")
+	}
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		ans := "ok"
+		if err := fsxMmapStore(sc.Text()); err != nil {
+			ans = strings.ReplaceAll(err.Error(), "\n", " ")
+		}
+		if _, err := fmt.Println(ans); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fsxMmapStore serves one request of TestFsxMmapStoreHelper.
+func fsxMmapStore(req string) error {
+	var path string
+	var off int64
+	var n, step, idx int
+	if _, err := fmt.Sscan(req, &path, &off, &n, &step, &idx); err != nil {
+		return fmt.Errorf("request %q: %v", req, err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	start := off &^ (4096 - 1)
+	mem, err := unix.Mmap(int(f.Fd()), start, int(off-start)+n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("mmap %d at %d of %s: %v", int(off-start)+n, start, path, err)
+	}
+	copy(mem[off-start:], fsxFill(step, idx, off, n))
+	if err := unix.Msync(mem, unix.MS_SYNC); err != nil {
+		unix.Munmap(mem)
+		return fmt.Errorf("msync %d at %d of %s: %v", int(off-start)+n, start, path, err)
+	}
+	if err := unix.Munmap(mem); err != nil {
+		return fmt.Errorf("munmap: %v", err)
+	}
+	return f.Close()
+}
