@@ -70,6 +70,7 @@ type fsxState struct {
 	seed  uint64
 	rng   *rand.Rand
 	image string
+	bs    int64 // the filesystem's block size
 	m     *mounted
 	files [fsxFiles]*fsxFile
 	step  int
@@ -145,6 +146,7 @@ func fsxRun(t *testing.T, seed uint64, ops int) {
 		seed:  seed,
 		rng:   rand.New(rand.NewPCG(seed, 0x66737820)),
 		image: fsxImage(t, bs),
+		bs:    int64(bs),
 		dbuf:  alignedBlock(fsxMaxIO),
 		stats: map[string]int{},
 	}
@@ -422,8 +424,10 @@ func (s *fsxState) op() {
 		if err := h.Sync(); err != nil {
 			s.fatalf("%s: fsync: %v", f.name, err)
 		}
-	case k < 860:
+	case k < 845:
 		s.stat(f)
+	case k < 860:
+		s.seekDataHole(f)
 	case k < 920:
 		s.reopen(f)
 	case k < 970:
@@ -437,20 +441,37 @@ func (s *fsxState) op() {
 
 func (s *fsxState) pread(f *fsxFile) {
 	off, n := s.offLen(f, fsxMaxIO)
+	s.stats["pread"]++
+	s.readCheck(f, off, n, "pread")
+}
+
+// readCheck preads n bytes at off of f through its rw or rd descriptor
+// and checks them against the model.
+func (s *fsxState) readCheck(f *fsxFile, off int64, n int, what string) {
 	h, which := f.rw, "rw"
 	if s.rng.IntN(2) == 0 {
 		h, which = f.rd, "rd"
 	}
-	s.stats["pread"]++
-	s.logf("%s: pread %d at %d through %s (size %d)", f.name, n, off, which, len(f.model))
+	s.logf("%s: %s %d at %d through %s (size %d)", f.name, what, n, off, which, len(f.model))
 	got := make([]byte, n)
 	m, err := h.ReadAt(got, off)
 	want := f.expect(off, n)
 	if m != want || (m < n && err != io.EOF) || (m == n && err != nil) {
-		s.fatalf("%s: pread %d at %d: %d bytes, %v; want %d bytes (size %d)", f.name, n, off, m, err, want, len(f.model))
+		s.fatalf("%s: %s %d at %d: %d bytes, %v; want %d bytes (size %d)", f.name, what, n, off, m, err, want, len(f.model))
 	}
 	start := min(off, int64(len(f.model)))
-	s.compare(f, "pread through "+which, got[:m], off, f.model[start:start+int64(want)])
+	s.compare(f, what+" through "+which, got[:m], off, f.model[start:start+int64(want)])
+}
+
+// readAround reads [off, off+n) of f and a page each side, one time in
+// oneIn: before a change, so that the kernel has the pages cached when
+// it changes (a stale page would then be read later), and after it.
+func (s *fsxState) readAround(f *fsxFile, off int64, n int, what string, oneIn int) {
+	if s.rng.IntN(oneIn) != 0 {
+		return
+	}
+	lo := max(0, off-4096)
+	s.readCheck(f, lo, int(off+int64(n)+4096-lo), what)
 }
 
 func (s *fsxState) pwrite(f *fsxFile) {
@@ -458,11 +479,13 @@ func (s *fsxState) pwrite(f *fsxFile) {
 	n = int(min(int64(n), fsxMaxSize-off))
 	s.stats["pwrite"]++
 	s.logf("%s: pwrite %d at %d (size %d)", f.name, n, off, len(f.model))
+	s.readAround(f, off, n, "read before the pwrite", 3)
 	b := fsxFill(s.step, f.idx, off, n)
 	if m, err := f.rw.WriteAt(b, off); m != n || err != nil {
 		s.fatalf("%s: pwrite %d at %d: %d, %v", f.name, n, off, m, err)
 	}
 	f.store(off, b)
+	s.readAround(f, off, n, "read after the pwrite", 2)
 }
 
 func (s *fsxState) truncate(f *fsxFile) {
@@ -473,6 +496,7 @@ func (s *fsxState) truncate(f *fsxFile) {
 		size = s.rng.Int64N(fsxMaxSize + 1)
 	}
 	s.stats["truncate"]++
+	s.readAround(f, size, 1, "read before the truncate", 3)
 	if s.rng.IntN(4) == 0 {
 		s.logf("%s: truncate by path %d -> %d", f.name, len(f.model), size)
 		if err := os.Truncate(s.m.path(f.name), size); err != nil {
@@ -485,6 +509,7 @@ func (s *fsxState) truncate(f *fsxFile) {
 		}
 	}
 	f.setSize(size)
+	s.readAround(f, size, 1, "read after the truncate", 2)
 }
 
 // alignedOffLen picks an O_DIRECT offset and length, multiples of
@@ -514,6 +539,7 @@ func (s *fsxState) directWrite(f *fsxFile) {
 	off, n := s.alignedOffLen(f)
 	s.stats["direct write"]++
 	s.logf("%s: O_DIRECT pwrite %d at %d (size %d)", f.name, n, off, len(f.model))
+	s.readAround(f, off, n, "read before the O_DIRECT pwrite", 3)
 	b := fsxFill(s.step, f.idx, off, n)
 	buf := s.dbuf[:n]
 	copy(buf, b)
@@ -521,6 +547,7 @@ func (s *fsxState) directWrite(f *fsxFile) {
 		s.fatalf("%s: O_DIRECT pwrite %d at %d: %d, %v", f.name, n, off, m, err)
 	}
 	f.store(off, b)
+	s.readAround(f, off, n, "read after the O_DIRECT pwrite", 2)
 }
 
 // copyRange copies n bytes at offIn of src to offOut of dst with
@@ -533,6 +560,7 @@ func (s *fsxState) copyRange(src *fsxFile, offIn int64, dst *fsxFile, offOut int
 	}
 	s.logf("copy_file_range %d from %s at %d (size %d, through %s) to %s at %d (size %d)",
 		n, src.name, offIn, len(src.model), which, dst.name, offOut, len(dst.model))
+	s.readAround(dst, offOut, n, "read before the copy", 3)
 	want := src.expect(offIn, n)
 	in, out := offIn, offOut
 	m, err := unix.CopyFileRange(int(h.Fd()), &in, int(dst.rw.Fd()), &out, n, 0)
@@ -546,6 +574,7 @@ func (s *fsxState) copyRange(src *fsxFile, offIn int64, dst *fsxFile, offOut int
 	if m > 0 {
 		dst.store(offOut, bytes.Clone(src.model[offIn:offIn+int64(m)]))
 	}
+	s.readAround(dst, offOut, n, "read after the copy", 2)
 }
 
 // copySource picks a source offset and length in f, past its end now
@@ -621,6 +650,53 @@ func (s *fsxState) stat(f *fsxFile) {
 	}
 }
 
+// seekDataHole checks lseek's SEEK_DATA and SEEK_HOLE from a random
+// offset against the model: SEEK_DATA skips no byte written (no byte
+// fsx writes is zero, though a copied hole is zeroes written), and
+// SEEK_HOLE's answer begins a block of zeroes or is the end of file.
+func (s *fsxState) seekDataHole(f *fsxFile) {
+	size := int64(len(f.model))
+	if size == 0 {
+		return
+	}
+	off := s.rng.Int64N(size)
+	s.stats["seek data/hole"]++
+	s.logf("%s: SEEK_DATA and SEEK_HOLE from %d (size %d)", f.name, off, size)
+	fd := int(f.rd.Fd())
+	d, err := unix.Seek(fd, off, unix.SEEK_DATA)
+	switch {
+	case err == unix.ENXIO:
+		d = size
+	case err != nil:
+		s.fatalf("%s: SEEK_DATA from %d: %v", f.name, off, err)
+	case d < off || d >= size:
+		s.fatalf("%s: SEEK_DATA from %d = %d, want an offset in [%d, %d)", f.name, off, d, off, size)
+	}
+	if i := fsxNonZero(f.model[off:d]); i >= 0 {
+		s.fatalf("%s: SEEK_DATA from %d = %d skips data at %d (%s)", f.name, off, d, off+int64(i), fsxOrigin(f.model, 0, off+int64(i)))
+	}
+	h, err := unix.Seek(fd, off, unix.SEEK_HOLE)
+	if err != nil || h < off || h > size {
+		s.fatalf("%s: SEEK_HOLE from %d = %d, %v; want an offset in [%d, %d]", f.name, off, h, err, off, size)
+	}
+	if end := min((h/s.bs+1)*s.bs, size); h < end {
+		if i := fsxNonZero(f.model[h:end]); i >= 0 {
+			s.fatalf("%s: SEEK_HOLE from %d = %d, but data follows at %d (%s)", f.name, off, h, h+int64(i), fsxOrigin(f.model, 0, h+int64(i)))
+		}
+	}
+}
+
+// fsxNonZero returns the index of the first byte of b that is not
+// zero, or -1.
+func fsxNonZero(b []byte) int {
+	for i, c := range b {
+		if c != 0 {
+			return i
+		}
+	}
+	return -1
+}
+
 // reopen closes f's read-write descriptor and opens it again, with
 // O_TRUNC a quarter of the time; sometimes the others too.
 func (s *fsxState) reopen(f *fsxFile) {
@@ -668,6 +744,9 @@ func (s *fsxState) remount() {
 	s.stats["remount"]++
 	s.logf("unmount and mount again")
 	s.unmount()
+	if ok, out := oracle.Fsck(s.t, s.image); !ok {
+		s.fatalf("e2fsck -fn after the unmount does not find the image clean:\n%s", out)
+	}
 	s.mount()
 	for _, f := range s.files {
 		s.readWhole(f, "a read of the whole file after a remount")
@@ -688,6 +767,7 @@ func (s *fsxState) mmapStore(f *fsxFile) {
 	n := int(min(int64(1+s.rng.IntN(64<<10)), size-off))
 	s.stats["mmap store"]++
 	s.logf("%s: a child process stores %d at %d through a shared mapping (size %d)", f.name, n, off, size)
+	s.readAround(f, off, n, "read before the mapped store", 3)
 	if s.mapper == nil {
 		s.mapper = startFsxMapper(s.t)
 	}
@@ -695,6 +775,7 @@ func (s *fsxState) mmapStore(f *fsxFile) {
 		s.fatalf("%s: storing through a shared mapping in a child process: %v", f.name, err)
 	}
 	f.store(off, fsxFill(s.step, f.idx, off, n))
+	s.readAround(f, off, n, "read after the mapped store", 2)
 }
 
 // fsxMapper is a child process (this test binary running
