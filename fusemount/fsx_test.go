@@ -11,18 +11,20 @@ package fusemount
 // leaving holes), preads, ftruncates up and down, truncates by path,
 // close and reopen (with O_TRUNC sometimes), O_DIRECT reads and writes
 // through a descriptor of their own, copy_file_range within a file and
-// between two, fsync, stat, reads of the whole file through a new
-// descriptor, stores through a shared mapping in a child process, and
-// now and then an unmount and a mount again. Every read is checked
-// against a model of each file's bytes and size; at the end the image
-// must be clean (e2fsck -fn) and hold the model's bytes as ext2fs reads
-// them.
+// between two, fsync, stat and fstat, SEEK_DATA and SEEK_HOLE, reads of
+// the whole file through a new descriptor, stores through a shared
+// mapping in a child process, and now and then an unmount, e2fsck -fn
+// and a mount again. Every read is checked against a model of each
+// file's bytes and size, and a changed range is often read just before
+// the change (so that the kernel has its pages cached) and just after.
+// At the end the image must be clean (e2fsck -fn) and hold the model's
+// bytes as ext2fs reads them. TestFsxThroughMountConcurrent runs
+// workers of the same on files of their own on one mount at once.
 //
 // Each byte written tells where it comes from (fsxFill): a wrong byte is
 // reported with the step, file and offset that wrote it and those that
-// should have, and the last fsxLogLen operations are printed. A failure
-// replays with MPAGE_FSX_SEED=<seed> MPAGE_FSX_SEEDS=1
-// MPAGE_FSX_OPS=<step+1>.
+// should have, and the last fsxLogLen operations are printed with the
+// command that replays the run up to the failure.
 
 import (
 	"bufio"
@@ -49,14 +51,19 @@ import (
 const (
 	fsxFiles   = 3
 	fsxMaxSize = 8 << 20   // no write or truncate goes past this offset
-	fsxMaxIO   = 256 << 10 // the longest read, write or copy
-	fsxAlign   = 4096      // O_DIRECT offsets and lengths
-	fsxLogLen  = 30        // operations printed on a failure
+	fsxMaxIO   = 256 << 10 // the longest read, write or copy mostly
+	// One in fsxLargeOneIn is up to fsxLargeIO long: several of our
+	// 1 MiB READs and WRITEs, and of copyRange's chunks.
+	fsxLargeIO    = 3 << 20
+	fsxLargeOneIn = 12
+	fsxAlign      = 4096 // O_DIRECT offsets and lengths
+	fsxLogLen     = 30   // operations printed on a failure
 )
 
 // fsxFile is one file under test: its model and its open descriptors.
 type fsxFile struct {
-	idx   int
+	idx   int // in fsxState.files
+	tag   int // what fsxFill writes into its bytes, in its name "f<tag>"
 	name  string
 	model []byte   // the file's bytes; its length is the file's size
 	rw    *os.File // O_RDWR, reopened by the reopen operation
@@ -79,6 +86,7 @@ type fsxState struct {
 	stats map[string]int
 
 	mapper *fsxMapper // the child process of mmapStore, once started
+	shared bool       // the mount is shared with other workers: no remounts
 
 	evicted   int64 // pages our page cache evicted, over earlier mounts
 	peakTotal int   // the most bytes the files held at once
@@ -112,13 +120,13 @@ func fsxEnv(t *testing.T, name string, def int) int {
 }
 
 // TestFsxThroughMount runs fsx on files of a FUSE mount, one subtest per
-// seed; even seeds use 1 KiB blocks, odd ones 4 KiB. By default 3 seeds
-// of 1,500 operations (about 20 s under -race on 2 cores), 1 of 300 with
-// -short; MPAGE_FSX_SEEDS, MPAGE_FSX_OPS and MPAGE_FSX_SEED (the first
-// seed) change that.
+// seed; even seeds use 1 KiB blocks, odd ones 4 KiB. By default 2 seeds
+// of 600 operations under -race (about 13 s on 2 cores) and 3 of 3,000
+// without (10 s), 1 of 300 with -short; MPAGE_FSX_SEEDS, MPAGE_FSX_OPS
+// and MPAGE_FSX_SEED (the first seed) change that.
 func TestFsxThroughMount(t *testing.T) {
 	requireFuse(t)
-	seeds, ops := 2, 1500
+	seeds, ops := 2, 600
 	if !fsxRaceEnabled() {
 		seeds, ops = 3, 3000
 	}
@@ -135,27 +143,49 @@ func TestFsxThroughMount(t *testing.T) {
 	}
 }
 
-// fsxRun runs ops operations of seed on a new image.
-func fsxRun(t *testing.T, seed uint64, ops int) {
-	bs := 1024
-	if seed%2 == 1 {
-		bs = 4096
-	}
+// newFsxState returns the state of worker w (0 for a run alone) of
+// seed, on image.
+func newFsxState(t *testing.T, seed uint64, w int, image string, bs int) *fsxState {
 	s := &fsxState{
 		t:     t,
 		seed:  seed,
-		rng:   rand.New(rand.NewPCG(seed, 0x66737820)),
-		image: fsxImage(t, bs),
+		rng:   rand.New(rand.NewPCG(seed, 0x66737820+uint64(w))),
+		image: image,
 		bs:    int64(bs),
-		dbuf:  alignedBlock(fsxMaxIO),
+		dbuf:  alignedBlock(fsxLargeIO),
 		stats: map[string]int{},
 	}
 	for i := range s.files {
-		s.files[i] = &fsxFile{idx: i, name: fmt.Sprintf("f%d", i)}
+		tag := w*fsxFiles + i
+		s.files[i] = &fsxFile{idx: i, tag: tag, name: fmt.Sprintf("f%d", tag)}
 	}
+	return s
+}
+
+// fsxBlockSize is the block size of seed's image.
+func fsxBlockSize(seed uint64) int {
+	if seed%2 == 1 {
+		return 4096
+	}
+	return 1024
+}
+
+// fsxRun runs ops operations of seed on a new image.
+func fsxRun(t *testing.T, seed uint64, ops int) {
+	bs := fsxBlockSize(seed)
+	s := newFsxState(t, seed, 0, fsxImage(t, bs, 64<<20), bs)
 	s.mount()
 	s.openAll(os.O_CREATE | os.O_EXCL)
 	start := time.Now()
+	s.run(ops)
+	s.unmount()
+	t.Logf("seed %d, %d-byte blocks: %d operations in %v (files of %d bytes at most together, %d pages evicted from our cache): %v",
+		seed, bs, ops, time.Since(start).Round(time.Millisecond), s.peakTotal, s.evicted, s.stats)
+	fsxCheckImage(t, s.image, s)
+}
+
+// run runs ops operations.
+func (s *fsxState) run(ops int) {
 	for s.step = 0; s.step < ops; s.step++ {
 		s.op()
 		total := 0
@@ -165,29 +195,98 @@ func fsxRun(t *testing.T, seed uint64, ops int) {
 		s.peakTotal = max(s.peakTotal, total)
 	}
 	s.step = ops
-	s.unmount()
-	t.Logf("seed %d, %d-byte blocks: %d operations in %v (files of %d bytes at most together, %d pages evicted from our cache): %v",
-		seed, bs, ops, time.Since(start).Round(time.Millisecond), s.peakTotal, s.evicted, s.stats)
+}
 
-	oracle.RequireClean(t, s.image)
-	fsys, err := ext2fs.Open(s.image, ext2fs.Options{ReadOnly: true})
+// fsxCheckImage checks image, unmounted, with e2fsck -fn, and the files
+// of states as ext2fs reads them against their models.
+func fsxCheckImage(t *testing.T, image string, states ...*fsxState) {
+	t.Helper()
+	oracle.RequireClean(t, image)
+	fsys, err := ext2fs.Open(image, ext2fs.Options{ReadOnly: true})
 	if err != nil {
-		t.Fatalf("ext2fs.Open(%s) read-only: %v", s.image, err)
+		t.Fatalf("ext2fs.Open(%s) read-only: %v", image, err)
 	}
 	defer fsys.Close()
-	for _, f := range s.files {
-		got, err := fsys.ReadFile(f.name)
-		if err != nil {
-			s.fatalf("reading %s from the image with ext2fs: %v", f.name, err)
+	for _, s := range states {
+		for _, f := range s.files {
+			got, err := fsys.ReadFile(f.name)
+			if err != nil {
+				s.fatalf("reading %s from the image with ext2fs: %v", f.name, err)
+			}
+			s.compare(f, "the image (ext2fs)", got, 0, f.model)
 		}
-		s.compare(f, "the image (ext2fs)", got, 0, f.model)
 	}
 }
 
-// fsxImage makes an empty 64 MiB ext2 image with blocks of bs bytes, in
-// /dev/shm when there is one: fsync and unmount flush the image file,
-// which on a disk costs more than the rest of the test.
-func fsxImage(t *testing.T, bs int) string {
+// TestFsxThroughMountConcurrent runs fsx workers at once on one mount,
+// each on three files of its own, so that our page cache, its LRU and
+// writeback, the block allocator and the FUSE server serve them
+// interleaved; no worker remounts. By default 1 seed of 3 workers of
+// 300 operations under -race (about 8 s on 2 cores) and 2 of 3 of 3,000
+// without (15 s), 1 of 2 of 200 with -short; MPAGE_FSX_CONCURRENT_SEEDS,
+// MPAGE_FSX_CONCURRENT_OPS, MPAGE_FSX_WORKERS and MPAGE_FSX_SEED change
+// that.
+func TestFsxThroughMountConcurrent(t *testing.T) {
+	requireFuse(t)
+	seeds, workers, ops := 1, 3, 300
+	if !fsxRaceEnabled() {
+		seeds, ops = 2, 3000
+	}
+	if testing.Short() {
+		seeds, workers, ops = 1, 2, 200
+	}
+	seeds = fsxEnv(t, "MPAGE_FSX_CONCURRENT_SEEDS", seeds)
+	ops = fsxEnv(t, "MPAGE_FSX_CONCURRENT_OPS", ops)
+	workers = min(fsxEnv(t, "MPAGE_FSX_WORKERS", workers), 16/fsxFiles)
+	first := fsxEnv(t, "MPAGE_FSX_SEED", 0)
+	for seed := first; seed < first+seeds; seed++ {
+		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
+			fsxRunConcurrent(t, uint64(seed), workers, ops)
+		})
+	}
+}
+
+// fsxRunConcurrent runs workers of ops operations each, in parallel
+// subtests, on one mount of a new image.
+func fsxRunConcurrent(t *testing.T, seed uint64, workers, ops int) {
+	bs := fsxBlockSize(seed)
+	image := fsxImage(t, bs, int64(workers)*fsxFiles*fsxMaxSize*3/2+16<<20)
+	m := mountTB(t, image, Options{})
+	states := make([]*fsxState, workers)
+	start := time.Now()
+	t.Run("workers", func(t *testing.T) {
+		for w := range workers {
+			s := newFsxState(t, seed, w, image, bs)
+			s.m, s.shared = m, true
+			states[w] = s
+			t.Run(fmt.Sprintf("worker%d", w), func(t *testing.T) {
+				t.Parallel()
+				s.t = t
+				t.Cleanup(s.closeQuietly)
+				s.openAll(os.O_CREATE | os.O_EXCL)
+				s.run(ops)
+				s.closeAll()
+			})
+		}
+	})
+	if t.Failed() {
+		return
+	}
+	evicted := m.fsys.Stats().PageCache.Evicted
+	m.unmount(t)
+	t.Logf("seed %d, %d-byte blocks: %d workers of %d operations in %v (%d pages evicted from our cache)",
+		seed, bs, workers, ops, time.Since(start).Round(time.Millisecond), evicted)
+	for w, s := range states {
+		s.t = t
+		t.Logf("worker %d: files of %d bytes at most together: %v", w, s.peakTotal, s.stats)
+	}
+	fsxCheckImage(t, image, states...)
+}
+
+// fsxImage makes an empty ext2 image of size bytes with blocks of bs
+// bytes, in /dev/shm when there is one: fsync and unmount flush the
+// image file, which on a disk costs more than the rest of the test.
+func fsxImage(t *testing.T, bs int, size int64) string {
 	dir, err := os.MkdirTemp("/dev/shm", "fusemount-fsx-")
 	if err != nil {
 		dir = t.TempDir()
@@ -195,7 +294,7 @@ func fsxImage(t *testing.T, bs int) string {
 		t.Cleanup(func() { os.RemoveAll(dir) })
 	}
 	image := filepath.Join(dir, "fsx.img")
-	oracle.MkfsImageAt(t, image, oracle.MkfsOptions{SizeBytes: 64 << 20, BlockSize: bs})
+	oracle.MkfsImageAt(t, image, oracle.MkfsOptions{SizeBytes: size, BlockSize: bs})
 	return image
 }
 
@@ -216,7 +315,12 @@ func (s *fsxState) fatalf(format string, args ...any) {
 	for _, f := range s.files {
 		fmt.Fprintf(&b, "\t%s: size %d in the model\n", f.name, len(f.model))
 	}
-	fmt.Fprintf(&b, "replay: MPAGE_FSX_SEED=%d MPAGE_FSX_SEEDS=1 MPAGE_FSX_OPS=%d go test -run FsxThroughMount ./fusemount/", s.seed, s.step+1)
+	if s.shared {
+		fmt.Fprintf(&b, "replay (worker %d's operations; not how they interleaved with the other workers'): MPAGE_FSX_SEED=%d MPAGE_FSX_CONCURRENT_SEEDS=1 MPAGE_FSX_CONCURRENT_OPS=%d go test -run 'FsxThroughMountConcurrent$' ./fusemount/",
+			s.files[0].tag/fsxFiles, s.seed, s.step+1)
+	} else {
+		fmt.Fprintf(&b, "replay: MPAGE_FSX_SEED=%d MPAGE_FSX_SEEDS=1 MPAGE_FSX_OPS=%d go test -run 'FsxThroughMount$' ./fusemount/", s.seed, s.step+1)
+	}
 	s.t.Log(b.String())
 	s.t.Fatalf("fsx seed %d step %d: "+format, append([]any{s.seed, s.step}, args...)...)
 }
@@ -242,7 +346,7 @@ func fsxFill(step, idx int, off int64, n int) []byte {
 // fsxWord is the 56-bit word fsxFill writes at p&^7: step, file and
 // word offset in the low 48 bits, 8 check bits above.
 func fsxWord(step, idx int, p int64) uint64 {
-	w := uint64(step)&(1<<24-1) | uint64(idx&3)<<24 | uint64(p>>3)&(1<<22-1)<<26
+	w := uint64(step)&(1<<22-1) | uint64(idx&15)<<22 | uint64(p>>3)&(1<<22-1)<<26
 	return w | (w*0x9e3779b97f4a7c15>>8)&(0xff<<48)
 }
 
@@ -260,7 +364,7 @@ func fsxOrigin(data []byte, off, p int64) string {
 		for j, c := range data[start : start+8] {
 			w |= uint64(c&0x7f) << (7 * j)
 		}
-		step, idx, wo := w&(1<<24-1), w>>24&3, int64(w>>26&(1<<22-1))<<3
+		step, idx, wo := w&(1<<22-1), w>>22&15, int64(w>>26&(1<<22-1))<<3
 		if bytes.Equal(data[start:start+8], fsxFill(int(step), int(idx), wo, 8)) {
 			return fmt.Sprintf("written by step %d to f%d at %d", step, idx, wo+i-start)
 		}
@@ -356,22 +460,24 @@ func (s *fsxState) unmount() {
 // unmount a busy mount).
 func (s *fsxState) mount() {
 	s.m = mountTB(s.t, s.image, Options{})
-	s.t.Cleanup(func() {
-		for _, f := range s.files {
-			for _, h := range []**os.File{&f.rw, &f.rd, &f.dio} {
-				if *h != nil {
-					(*h).Close()
-					*h = nil
-				}
+	s.t.Cleanup(s.closeQuietly)
+}
+
+// closeQuietly closes the descriptors still open, after a failure.
+func (s *fsxState) closeQuietly() {
+	for _, f := range s.files {
+		for _, h := range []**os.File{&f.rw, &f.rd, &f.dio} {
+			if *h != nil {
+				(*h).Close()
+				*h = nil
 			}
 		}
-	})
+	}
 }
 
 // offLen picks an offset and a length for f: near its end a third of
-// the time, anywhere below fsxMaxSize otherwise; a quarter of the
-// lengths are small.
-func (s *fsxState) offLen(f *fsxFile, maxLen int) (int64, int) {
+// the time, anywhere below fsxMaxSize otherwise (length).
+func (s *fsxState) offLen(f *fsxFile) (int64, int) {
 	size := int64(len(f.model))
 	var off int64
 	if s.rng.IntN(3) == 0 {
@@ -379,11 +485,19 @@ func (s *fsxState) offLen(f *fsxFile, maxLen int) (int64, int) {
 	} else {
 		off = s.rng.Int64N(fsxMaxSize)
 	}
-	n := 1 + s.rng.IntN(maxLen)
-	if s.rng.IntN(4) == 0 {
-		n = 1 + s.rng.IntN(8192)
+	return off, s.length()
+}
+
+// length picks a length: up to 8 KiB a quarter of the time, up to
+// fsxLargeIO one time in fsxLargeOneIn, up to fsxMaxIO otherwise.
+func (s *fsxState) length() int {
+	switch {
+	case s.rng.IntN(4) == 0:
+		return 1 + s.rng.IntN(8192)
+	case s.rng.IntN(fsxLargeOneIn) == 0:
+		return 1 + s.rng.IntN(fsxLargeIO)
 	}
-	return off, n
+	return 1 + s.rng.IntN(fsxMaxIO)
 }
 
 // expect is how many bytes a read of n at off of f returns.
@@ -435,12 +549,16 @@ func (s *fsxState) op() {
 	case k < 993:
 		s.mmapStore(f)
 	default:
-		s.remount()
+		if s.shared {
+			s.reopenAll()
+		} else {
+			s.remount()
+		}
 	}
 }
 
 func (s *fsxState) pread(f *fsxFile) {
-	off, n := s.offLen(f, fsxMaxIO)
+	off, n := s.offLen(f)
 	s.stats["pread"]++
 	s.readCheck(f, off, n, "pread")
 }
@@ -475,12 +593,12 @@ func (s *fsxState) readAround(f *fsxFile, off int64, n int, what string, oneIn i
 }
 
 func (s *fsxState) pwrite(f *fsxFile) {
-	off, n := s.offLen(f, fsxMaxIO)
+	off, n := s.offLen(f)
 	n = int(min(int64(n), fsxMaxSize-off))
 	s.stats["pwrite"]++
 	s.logf("%s: pwrite %d at %d (size %d)", f.name, n, off, len(f.model))
 	s.readAround(f, off, n, "read before the pwrite", 3)
-	b := fsxFill(s.step, f.idx, off, n)
+	b := fsxFill(s.step, f.tag, off, n)
 	if m, err := f.rw.WriteAt(b, off); m != n || err != nil {
 		s.fatalf("%s: pwrite %d at %d: %d, %v", f.name, n, off, m, err)
 	}
@@ -515,7 +633,7 @@ func (s *fsxState) truncate(f *fsxFile) {
 // alignedOffLen picks an O_DIRECT offset and length, multiples of
 // fsxAlign, near f's end a third of the time.
 func (s *fsxState) alignedOffLen(f *fsxFile) (int64, int) {
-	off, n := s.offLen(f, fsxMaxIO)
+	off, n := s.offLen(f)
 	off &^= fsxAlign - 1
 	n = max(fsxAlign, n&^(fsxAlign-1))
 	n = int(min(int64(n), fsxMaxSize-off))
@@ -540,7 +658,7 @@ func (s *fsxState) directWrite(f *fsxFile) {
 	s.stats["direct write"]++
 	s.logf("%s: O_DIRECT pwrite %d at %d (size %d)", f.name, n, off, len(f.model))
 	s.readAround(f, off, n, "read before the O_DIRECT pwrite", 3)
-	b := fsxFill(s.step, f.idx, off, n)
+	b := fsxFill(s.step, f.tag, off, n)
 	buf := s.dbuf[:n]
 	copy(buf, b)
 	if m, err := unix.Pwrite(int(f.dio.Fd()), buf, off); err != nil || m != n {
@@ -581,14 +699,19 @@ func (s *fsxState) copyRange(src *fsxFile, offIn int64, dst *fsxFile, offOut int
 // and then.
 func (s *fsxState) copySource(f *fsxFile) (int64, int) {
 	size := int64(len(f.model))
-	n := 1 + s.rng.IntN(fsxMaxIO)
+	n := s.length()
 	if s.rng.IntN(3) == 0 {
-		n = (1 + s.rng.IntN(fsxMaxIO/fsxAlign)) * fsxAlign
+		n = max(fsxAlign, n&^(fsxAlign-1))
 	}
-	if size == 0 || s.rng.IntN(20) == 0 {
+	var off int64
+	switch {
+	case size == 0 || s.rng.IntN(20) == 0:
 		return size + s.rng.Int64N(65536), n
+	case s.rng.IntN(4) == 0: // the source's last bytes, where a hole may be
+		off = max(0, size-s.rng.Int64N(int64(n)+1))
+	default:
+		off = s.rng.Int64N(size)
 	}
-	off := s.rng.Int64N(size)
 	if s.rng.IntN(3) == 0 {
 		off &^= fsxAlign - 1
 	}
@@ -738,6 +861,15 @@ func (s *fsxState) readWhole(f *fsxFile, what string) {
 	s.compare(f, what, got, 0, f.model)
 }
 
+// reopenAll closes every descriptor and opens them again, which is what
+// a remount does for a worker that shares the mount.
+func (s *fsxState) reopenAll() {
+	s.stats["reopen all"]++
+	s.logf("close and reopen every descriptor")
+	s.closeAll()
+	s.openAll(0)
+}
+
 // remount closes every descriptor, unmounts, mounts the image again and
 // reads every file in full.
 func (s *fsxState) remount() {
@@ -771,10 +903,10 @@ func (s *fsxState) mmapStore(f *fsxFile) {
 	if s.mapper == nil {
 		s.mapper = startFsxMapper(s.t)
 	}
-	if err := s.mapper.store(s.m.path(f.name), off, n, s.step, f.idx); err != nil {
+	if err := s.mapper.store(s.m.path(f.name), off, n, s.step, f.tag); err != nil {
 		s.fatalf("%s: storing through a shared mapping in a child process: %v", f.name, err)
 	}
-	f.store(off, fsxFill(s.step, f.idx, off, n))
+	f.store(off, fsxFill(s.step, f.tag, off, n))
 	s.readAround(f, off, n, "read after the mapped store", 2)
 }
 
