@@ -356,8 +356,11 @@ func fsxWord(step, idx int, p int64) uint64 {
 // to any alignment, so each window holding p is tried), or its bytes.
 func fsxOrigin(data []byte, off, p int64) string {
 	i := p - off
-	if data[i] == 0 {
+	switch data[i] {
+	case 0:
 		return "zero (a hole)"
+	case fsxJunk:
+		return "junk (what a mapping stores past the end of file)"
 	}
 	for start := max(i-7, 0); start <= i && start+8 <= int64(len(data)); start++ {
 		var w uint64
@@ -897,13 +900,21 @@ func (s *fsxState) mmapStore(f *fsxFile) {
 	}
 	off := s.rng.Int64N(size)
 	n := int(min(int64(1+s.rng.IntN(64<<10)), size-off))
+	// Half the time the mapping also covers the page holding the end
+	// of file, whose bytes past it must read as zeroes and, stored
+	// into, must not reach the file.
+	eof := size%4096 != 0 && s.rng.IntN(2) == 0
 	s.stats["mmap store"]++
-	s.logf("%s: a child process stores %d at %d through a shared mapping (size %d)", f.name, n, off, size)
+	s.logf("%s: a child process stores %d at %d through a shared mapping (size %d; junk past the end of file %v)", f.name, n, off, size, eof)
 	s.readAround(f, off, n, "read before the mapped store", 3)
 	if s.mapper == nil {
 		s.mapper = startFsxMapper(s.t)
 	}
-	if err := s.mapper.store(s.m.path(f.name), off, n, s.step, f.tag); err != nil {
+	eofArg := int64(-1)
+	if eof {
+		eofArg = size
+	}
+	if err := s.mapper.store(s.m.path(f.name), off, n, s.step, f.tag, eofArg); err != nil {
 		s.fatalf("%s: storing through a shared mapping in a child process: %v", f.name, err)
 	}
 	f.store(off, fsxFill(s.step, f.tag, off, n))
@@ -961,9 +972,11 @@ func startFsxMapper(t *testing.T) *fsxMapper {
 }
 
 // store has the helper store fsxFill(step, idx, off, n) at off of path
-// and waits (a minute at most) for its answer.
-func (p *fsxMapper) store(path string, off int64, n, step, idx int) error {
-	if _, err := fmt.Fprintf(p.in, "%s %d %d %d %d\n", path, off, n, step, idx); err != nil {
+// and waits (a minute at most) for its answer. With eof, the size of the
+// file, not -1, the helper also checks that the bytes past it in its
+// last page are zero and stores fsxJunk there.
+func (p *fsxMapper) store(path string, off int64, n, step, idx int, eof int64) error {
+	if _, err := fmt.Fprintf(p.in, "%s %d %d %d %d %d\n", path, off, n, step, idx, eof); err != nil {
 		return fmt.Errorf("sending the request: %w", err)
 	}
 	p.out.SetReadDeadline(time.Now().Add(time.Minute))
@@ -978,10 +991,12 @@ func (p *fsxMapper) store(path string, off int64, n, step, idx int) error {
 }
 
 // TestFsxMmapStoreHelper is not a test: run with MPAGE_FSX_MMAP set, it
-// reads requests "path off n step idx" a line each from its standard
-// input, stores fsxFill(step, idx, off, n) at off of path through a
-// shared mapping, msyncs and unmaps it, and answers "ok" or the error
-// on a line of its standard output, until its input ends.
+// reads requests "path off n step idx eof" a line each from its
+// standard input, stores fsxFill(step, idx, off, n) at off of path
+// through a shared mapping (and, with eof not -1, checks that the bytes
+// past eof in its page are zero and stores fsxJunk there), msyncs and
+// unmaps it, and answers "ok" or the error on a line of its standard
+// output, until its input ends.
 func TestFsxMmapStoreHelper(t *testing.T) {
 	if os.Getenv("MPAGE_FSX_MMAP") == "" {
 		t.Skip("runs only as the helper process of TestFsxThroughMount")
@@ -1001,12 +1016,17 @@ func TestFsxMmapStoreHelper(t *testing.T) {
 	}
 }
 
+// fsxJunk is what the mapping helper stores past the end of file, where
+// a store never reaches the file.
+const fsxJunk = 0x6a
+
 // fsxMmapStore serves one request of TestFsxMmapStoreHelper.
 func fsxMmapStore(req string) error {
 	var path string
 	var off int64
 	var n, step, idx int
-	if _, err := fmt.Sscan(req, &path, &off, &n, &step, &idx); err != nil {
+	var eof int64
+	if _, err := fmt.Sscan(req, &path, &off, &n, &step, &idx, &eof); err != nil {
 		return fmt.Errorf("request %q: %v", req, err)
 	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
@@ -1014,15 +1034,28 @@ func fsxMmapStore(req string) error {
 		return err
 	}
 	defer f.Close()
-	start := off &^ (4096 - 1)
-	mem, err := unix.Mmap(int(f.Fd()), start, int(off-start)+n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	start, end := off&^(4096-1), off+int64(n)
+	if eof >= 0 {
+		end = max(end, (eof+4095)&^4095)
+	}
+	mem, err := unix.Mmap(int(f.Fd()), start, int(end-start), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
-		return fmt.Errorf("mmap %d at %d of %s: %v", int(off-start)+n, start, path, err)
+		return fmt.Errorf("mmap %d at %d of %s: %v", end-start, start, path, err)
+	}
+	if eof >= 0 {
+		past := mem[eof-start : end-start]
+		if i := fsxNonZero(past); i >= 0 {
+			unix.Munmap(mem)
+			return fmt.Errorf("%s: the mapped byte at %d, past the end of file at %d, is %#x, want 0", path, eof+int64(i), eof, past[i])
+		}
+		for i := range past {
+			past[i] = fsxJunk
+		}
 	}
 	copy(mem[off-start:], fsxFill(step, idx, off, n))
 	if err := unix.Msync(mem, unix.MS_SYNC); err != nil {
 		unix.Munmap(mem)
-		return fmt.Errorf("msync %d at %d of %s: %v", int(off-start)+n, start, path, err)
+		return fmt.Errorf("msync %d at %d of %s: %v", end-start, start, path, err)
 	}
 	if err := unix.Munmap(mem); err != nil {
 		return fmt.Errorf("munmap: %v", err)
