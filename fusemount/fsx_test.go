@@ -7,7 +7,7 @@ package fusemount
 // our page cache behind it and the image must agree at every read.
 //
 // Three files of up to fsxMaxSize bytes each, more than the mount's
-// 16 MiB page cache (mountTB), take random pwrites (past the end too,
+// page cache (16, 6 or 2 MiB by seed), take random pwrites (past the end too,
 // leaving holes), preads, ftruncates up and down, truncates by path,
 // close and reopen (with O_TRUNC sometimes), O_DIRECT reads and writes
 // through a descriptor of their own, copy_file_range within a file and
@@ -87,6 +87,7 @@ type fsxState struct {
 
 	mapper *fsxMapper // the child process of mmapStore, once started
 	shared bool       // the mount is shared with other workers: no remounts
+	cache  int64      // our page cache's limit, bytes
 
 	evicted   int64 // pages our page cache evicted, over earlier mounts
 	peakTotal int   // the most bytes the files held at once
@@ -120,10 +121,12 @@ func fsxEnv(t *testing.T, name string, def int) int {
 }
 
 // TestFsxThroughMount runs fsx on files of a FUSE mount, one subtest per
-// seed; even seeds use 1 KiB blocks, odd ones 4 KiB. By default 2 seeds
-// of 600 operations under -race (about 13 s on 2 cores) and 3 of 3,000
-// without (10 s), 1 of 300 with -short; MPAGE_FSX_SEEDS, MPAGE_FSX_OPS
-// and MPAGE_FSX_SEED (the first seed) change that.
+// seed; even seeds use 1 KiB blocks, odd ones 4 KiB, and the page
+// cache is one of three sizes (fsxCache), all smaller than the files.
+// By default 2 seeds of 600 operations under -race (about 13 s on 2
+// cores) and 3 of 3,000 without (10 s), 1 of 300 with -short;
+// MPAGE_FSX_SEEDS, MPAGE_FSX_OPS and MPAGE_FSX_SEED (the first seed)
+// change that.
 func TestFsxThroughMount(t *testing.T) {
 	requireFuse(t)
 	seeds, ops := 2, 600
@@ -154,6 +157,7 @@ func newFsxState(t *testing.T, seed uint64, w int, image string, bs int) *fsxSta
 		bs:    int64(bs),
 		dbuf:  alignedBlock(fsxLargeIO),
 		stats: map[string]int{},
+		cache: fsxCache(seed),
 	}
 	for i := range s.files {
 		tag := w*fsxFiles + i
@@ -170,6 +174,13 @@ func fsxBlockSize(seed uint64) int {
 	return 1024
 }
 
+// fsxCache is the limit of seed's page cache: 16 MiB (mountTB's), 2 MiB
+// or 6 MiB, less than the files hold together, so that pages are
+// evicted and written back while the kernel holds copies of them.
+func fsxCache(seed uint64) int64 {
+	return []int64{16 << 20, 2 << 20, 6 << 20}[seed%3]
+}
+
 // fsxRun runs ops operations of seed on a new image.
 func fsxRun(t *testing.T, seed uint64, ops int) {
 	bs := fsxBlockSize(seed)
@@ -179,8 +190,8 @@ func fsxRun(t *testing.T, seed uint64, ops int) {
 	start := time.Now()
 	s.run(ops)
 	s.unmount()
-	t.Logf("seed %d, %d-byte blocks: %d operations in %v (files of %d bytes at most together, %d pages evicted from our cache): %v",
-		seed, bs, ops, time.Since(start).Round(time.Millisecond), s.peakTotal, s.evicted, s.stats)
+	t.Logf("seed %d, %d-byte blocks, %d MiB cache: %d operations in %v (files of %d bytes at most together, %d pages evicted from our cache): %v",
+		seed, bs, s.cache>>20, ops, time.Since(start).Round(time.Millisecond), s.peakTotal, s.evicted, s.stats)
 	fsxCheckImage(t, s.image, s)
 }
 
@@ -251,7 +262,7 @@ func TestFsxThroughMountConcurrent(t *testing.T) {
 func fsxRunConcurrent(t *testing.T, seed uint64, workers, ops int) {
 	bs := fsxBlockSize(seed)
 	image := fsxImage(t, bs, int64(workers)*fsxFiles*fsxMaxSize*3/2+16<<20)
-	m := mountTB(t, image, Options{})
+	m := fsxMount(t, image, fsxCache(seed))
 	states := make([]*fsxState, workers)
 	start := time.Now()
 	t.Run("workers", func(t *testing.T) {
@@ -274,8 +285,8 @@ func fsxRunConcurrent(t *testing.T, seed uint64, workers, ops int) {
 	}
 	evicted := m.fsys.Stats().PageCache.Evicted
 	m.unmount(t)
-	t.Logf("seed %d, %d-byte blocks: %d workers of %d operations in %v (%d pages evicted from our cache)",
-		seed, bs, workers, ops, time.Since(start).Round(time.Millisecond), evicted)
+	t.Logf("seed %d, %d-byte blocks, %d MiB cache: %d workers of %d operations in %v (%d pages evicted from our cache)",
+		seed, bs, fsxCache(seed)>>20, workers, ops, time.Since(start).Round(time.Millisecond), evicted)
 	for w, s := range states {
 		s.t = t
 		t.Logf("worker %d: files of %d bytes at most together: %v", w, s.peakTotal, s.stats)
@@ -459,11 +470,37 @@ func (s *fsxState) unmount() {
 }
 
 // mount mounts the image, and closes the descriptors left open by a
-// failure before the mount is undone (mountTB's cleanup could not
+// failure before the mount is undone (the mount's cleanup could not
 // unmount a busy mount).
 func (s *fsxState) mount() {
-	s.m = mountTB(s.t, s.image, Options{})
+	s.m = fsxMount(s.t, s.image, s.cache)
 	s.t.Cleanup(s.closeQuietly)
+}
+
+// fsxMount is mountTB with a page cache of cache bytes.
+func fsxMount(t *testing.T, image string, cache int64) *mounted {
+	t.Helper()
+	fsys, err := ext2fs.Open(image, ext2fs.Options{CacheLimit: cache})
+	if err != nil {
+		t.Fatalf("ext2fs.Open(%s): %v", image, err)
+	}
+	dir := t.TempDir()
+	srv, err := Mount(fsys, dir, Options{FsName: image})
+	if err != nil {
+		fsys.Close()
+		t.Fatalf("Mount: %v", err)
+	}
+	m := &mounted{image: image, fsys: fsys, srv: srv, dir: dir}
+	t.Cleanup(func() {
+		if !m.done {
+			if err := srv.Unmount(); err != nil {
+				exec.Command("fusermount3", "-u", "-z", dir).Run()
+			}
+			srv.Wait()
+			fsys.Close()
+		}
+	})
+	return m
 }
 
 // closeQuietly closes the descriptors still open, after a failure.
