@@ -556,8 +556,10 @@ func (s *fsxState) op() {
 	switch k := s.rng.IntN(1000); {
 	case k < 250:
 		s.pread(f)
-	case k < 450:
+	case k < 420:
 		s.pwrite(f)
+	case k < 450:
+		s.appendWrite(f)
 	case k < 520:
 		s.truncate(f)
 	case k < 580:
@@ -644,6 +646,29 @@ func (s *fsxState) pwrite(f *fsxFile) {
 	}
 	f.store(off, b)
 	s.readAround(f, off, n, "read after the pwrite", 2)
+}
+
+// appendWrite writes at the end of f through a new O_APPEND descriptor.
+func (s *fsxState) appendWrite(f *fsxFile) {
+	off := int64(len(f.model))
+	n := int(min(int64(s.length()), fsxMaxSize-off))
+	if n <= 0 {
+		return
+	}
+	s.stats["append"]++
+	s.logf("%s: append %d through a new O_APPEND descriptor (size %d)", f.name, n, off)
+	s.readAround(f, off, 0, "read before the append", 3)
+	h := s.open(f, os.O_WRONLY|os.O_APPEND)
+	b := fsxFill(s.step, f.tag, off, n)
+	if m, err := h.Write(b); m != n || err != nil {
+		h.Close()
+		s.fatalf("%s: append %d at the end (%d): %d, %v", f.name, n, off, m, err)
+	}
+	if err := h.Close(); err != nil {
+		s.fatalf("%s: close after the append: %v", f.name, err)
+	}
+	f.store(off, b)
+	s.readAround(f, off, n, "read after the append", 2)
 }
 
 func (s *fsxState) truncate(f *fsxFile) {
