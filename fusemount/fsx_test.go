@@ -7,19 +7,20 @@ package fusemount
 // our page cache behind it and the image must agree at every read.
 //
 // Three files of up to fsxMaxSize bytes each, more than the mount's
-// page cache (16, 6 or 2 MiB by seed), take random pwrites (past the end too,
-// leaving holes), preads, ftruncates up and down, truncates by path,
-// close and reopen (with O_TRUNC sometimes), O_DIRECT reads and writes
-// through a descriptor of their own, copy_file_range within a file and
-// between two, fsync, stat and fstat, SEEK_DATA and SEEK_HOLE, reads of
-// the whole file through a new descriptor, stores through a shared
-// mapping in a child process, and now and then an unmount, e2fsck -fn
-// and a mount again. Every read is checked against a model of each
-// file's bytes and size, and a changed range is often read just before
-// the change (so that the kernel has its pages cached) and just after.
-// At the end the image must be clean (e2fsck -fn) and hold the model's
-// bytes as ext2fs reads them. TestFsxThroughMountConcurrent runs
-// workers of the same on files of their own on one mount at once.
+// page cache (16, 6 or 2 MiB by seed), take random pwrites (past the
+// end too, leaving holes), appends through O_APPEND, preads, ftruncates
+// up and down, truncates by path, close and reopen (with O_TRUNC
+// sometimes), O_DIRECT reads and writes through a descriptor of their
+// own, copy_file_range within a file and between two, fsync, stat and
+// fstat, SEEK_DATA and SEEK_HOLE, reads of the whole file through a new
+// descriptor, stores through a shared mapping in a child process (which
+// also stores junk past the end of file), and now and then an unmount,
+// e2fsck -fn and a mount again. Every read is checked against a model
+// of each file's bytes and size, and a changed range is often read just
+// before the change (so that the kernel has its pages cached) and just
+// after. At the end the image must be clean (e2fsck -fn) and hold the
+// model's bytes as ext2fs reads them. TestFsxThroughMountConcurrent
+// runs workers of the same on files of their own on one mount at once.
 //
 // Each byte written tells where it comes from (fsxFill): a wrong byte is
 // reported with the step, file and offset that wrote it and those that
@@ -309,6 +310,7 @@ func fsxImage(t *testing.T, bs int, size int64) string {
 	return image
 }
 
+// logf adds an operation to the log of the last fsxLogLen.
 func (s *fsxState) logf(format string, args ...any) {
 	s.log = append(s.log, fmt.Sprintf("step %d: ", s.step)+fmt.Sprintf(format, args...))
 	if len(s.log) > fsxLogLen {
@@ -316,6 +318,8 @@ func (s *fsxState) logf(format string, args ...any) {
 	}
 }
 
+// fatalf prints the log, the models' sizes and how to replay the run,
+// and fails the test.
 func (s *fsxState) fatalf(format string, args ...any) {
 	s.t.Helper()
 	var b strings.Builder
@@ -429,6 +433,7 @@ func (f *fsxFile) store(off int64, b []byte) {
 	copy(f.model[off:], b)
 }
 
+// open opens f with flags, failing the test on an error.
 func (s *fsxState) open(f *fsxFile, flags int) *os.File {
 	s.t.Helper()
 	h, err := os.OpenFile(s.m.path(f.name), flags, 0o644)
@@ -447,6 +452,7 @@ func (s *fsxState) openAll(extra int) {
 	}
 }
 
+// closeAll closes every descriptor, failing the test on an error.
 func (s *fsxState) closeAll() {
 	for _, f := range s.files {
 		for _, h := range []**os.File{&f.rw, &f.rd, &f.dio} {
@@ -548,6 +554,7 @@ func (f *fsxFile) expect(off int64, n int) int {
 	return int(min(int64(n), int64(len(f.model))-off))
 }
 
+// file picks a file.
 func (s *fsxState) file() *fsxFile { return s.files[s.rng.IntN(fsxFiles)] }
 
 // op runs one random operation.
@@ -599,6 +606,7 @@ func (s *fsxState) op() {
 	}
 }
 
+// pread reads a random range of f through a buffered descriptor.
 func (s *fsxState) pread(f *fsxFile) {
 	off, n := s.offLen(f)
 	s.stats["pread"]++
@@ -634,6 +642,7 @@ func (s *fsxState) readAround(f *fsxFile, off int64, n int, what string, oneIn i
 	s.readCheck(f, lo, int(off+int64(n)+4096-lo), what)
 }
 
+// pwrite writes a random range of f through its rw descriptor.
 func (s *fsxState) pwrite(f *fsxFile) {
 	off, n := s.offLen(f)
 	n = int(min(int64(n), fsxMaxSize-off))
@@ -671,6 +680,8 @@ func (s *fsxState) appendWrite(f *fsxFile) {
 	s.readAround(f, off, n, "read after the append", 2)
 }
 
+// truncate sets f's size, down or up, with ftruncate or truncate by
+// path.
 func (s *fsxState) truncate(f *fsxFile) {
 	var size int64
 	if s.rng.IntN(2) == 0 {
@@ -705,6 +716,8 @@ func (s *fsxState) alignedOffLen(f *fsxFile) (int64, int) {
 	return off, n
 }
 
+// directRead reads an aligned range of f through its O_DIRECT
+// descriptor, from our page cache past the kernel's.
 func (s *fsxState) directRead(f *fsxFile) {
 	off, n := s.alignedOffLen(f)
 	s.stats["direct read"]++
@@ -718,6 +731,8 @@ func (s *fsxState) directRead(f *fsxFile) {
 	s.compare(f, "O_DIRECT pread", buf[:m], off, f.model[start:start+int64(m)])
 }
 
+// directWrite writes an aligned range of f through its O_DIRECT
+// descriptor; the kernel drops its cached pages of the range.
 func (s *fsxState) directWrite(f *fsxFile) {
 	off, n := s.alignedOffLen(f)
 	s.stats["direct write"]++
@@ -783,6 +798,8 @@ func (s *fsxState) copySource(f *fsxFile) (int64, int) {
 	return off, n
 }
 
+// copyWithin copies a range of f to another place of f that does not
+// overlap it.
 func (s *fsxState) copyWithin(f *fsxFile) {
 	offIn, n := s.copySource(f)
 	count := int64(f.expect(offIn, n))
@@ -801,6 +818,8 @@ func (s *fsxState) copyWithin(f *fsxFile) {
 	}
 }
 
+// copyBetween copies a range of another file to dst, near its end a
+// third of the time.
 func (s *fsxState) copyBetween(dst *fsxFile) {
 	src := s.files[(dst.idx+1+s.rng.IntN(fsxFiles-1))%fsxFiles]
 	offIn, n := s.copySource(src)
@@ -817,6 +836,8 @@ func (s *fsxState) copyBetween(dst *fsxFile) {
 	s.copyRange(src, offIn, dst, offOut, n)
 }
 
+// stat checks f's size as stat of its name and fstat of each of its
+// descriptors report it.
 func (s *fsxState) stat(f *fsxFile) {
 	s.stats["stat"]++
 	s.logf("%s: stat and fstat (size %d)", f.name, len(f.model))
@@ -995,6 +1016,7 @@ type fsxMapper struct {
 	rd  *bufio.Reader
 }
 
+// startFsxMapper starts the helper process, ended in t.Cleanup.
 func startFsxMapper(t *testing.T) *fsxMapper {
 	t.Helper()
 	reqR, reqW, err := os.Pipe()
