@@ -91,7 +91,6 @@ func (h *handle) noteRead(off int64, n int) {
 
 // Read reads at off from the file's page cache.
 func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	h.m.reads.Add(1)
 	h.noteRead(off, len(dest))
 	n, err := h.f.ReadAt(dest, off)
 	if err != nil && !errors.Is(err, io.EOF) {

@@ -101,9 +101,8 @@ type mount struct {
 
 	kills killMarks // requests in progress that must clear set-ID bits (killpriv.go)
 
-	reads    atomic.Int64  // READ requests served, for tests
-	readTick atomic.Uint32 // READs seen by rawFS, to yield now and then (yield.go)
-	copies   copyCounters  // COPY_FILE_RANGE requests served (copyrange.go)
+	reads  atomic.Int64 // READ requests, counted by rawFS to yield now and then (yield.go)
+	copies copyCounters // COPY_FILE_RANGE requests served (copyrange.go)
 }
 
 // Mount mounts fsys at dir, an existing directory, and serves it until it

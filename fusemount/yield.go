@@ -38,7 +38,7 @@ const yieldEvery = 32
 // Read serves a READ through the node API, yielding first every
 // yieldEvery READs of the mount.
 func (r *rawFS) Read(cancel <-chan struct{}, in *fuse.ReadIn, buf []byte) (fuse.ReadResult, fuse.Status) {
-	if r.m.readTick.Add(1)%yieldEvery == 0 {
+	if r.m.reads.Add(1)%yieldEvery == 0 {
 		runtime.Gosched()
 	}
 	return r.RawFileSystem.Read(cancel, in, buf)
