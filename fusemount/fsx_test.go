@@ -263,7 +263,7 @@ func TestFsxThroughMountConcurrent(t *testing.T) {
 func fsxRunConcurrent(t *testing.T, seed uint64, workers, ops int) {
 	bs := fsxBlockSize(seed)
 	image := fsxImage(t, bs, int64(workers)*fsxFiles*fsxMaxSize*3/2+16<<20)
-	m := fsxMount(t, image, fsxCache(seed))
+	m := mountCache(t, image, Options{}, fsxCache(seed))
 	states := make([]*fsxState, workers)
 	start := time.Now()
 	t.Run("workers", func(t *testing.T) {
@@ -479,34 +479,8 @@ func (s *fsxState) unmount() {
 // failure before the mount is undone (the mount's cleanup could not
 // unmount a busy mount).
 func (s *fsxState) mount() {
-	s.m = fsxMount(s.t, s.image, s.cache)
+	s.m = mountCache(s.t, s.image, Options{}, s.cache)
 	s.t.Cleanup(s.closeQuietly)
-}
-
-// fsxMount is mountTB with a page cache of cache bytes.
-func fsxMount(t *testing.T, image string, cache int64) *mounted {
-	t.Helper()
-	fsys, err := ext2fs.Open(image, ext2fs.Options{CacheLimit: cache})
-	if err != nil {
-		t.Fatalf("ext2fs.Open(%s): %v", image, err)
-	}
-	dir := t.TempDir()
-	srv, err := Mount(fsys, dir, Options{FsName: image})
-	if err != nil {
-		fsys.Close()
-		t.Fatalf("Mount: %v", err)
-	}
-	m := &mounted{image: image, fsys: fsys, srv: srv, dir: dir}
-	t.Cleanup(func() {
-		if !m.done {
-			if err := srv.Unmount(); err != nil {
-				exec.Command("fusermount3", "-u", "-z", dir).Run()
-			}
-			srv.Wait()
-			fsys.Close()
-		}
-	})
-	return m
 }
 
 // closeQuietly closes the descriptors still open, after a failure.

@@ -44,7 +44,13 @@ func mountImage(t *testing.T, image string, opts Options) *mounted {
 
 func mountTB(t testing.TB, image string, opts Options) *mounted {
 	t.Helper()
-	fsys, err := ext2fs.Open(image, ext2fs.Options{ReadOnly: opts.ReadOnly, CacheLimit: 16 << 20})
+	return mountCache(t, image, opts, 16<<20)
+}
+
+// mountCache is mountTB with a page cache of cache bytes.
+func mountCache(t testing.TB, image string, opts Options, cache int64) *mounted {
+	t.Helper()
+	fsys, err := ext2fs.Open(image, ext2fs.Options{ReadOnly: opts.ReadOnly, CacheLimit: cache})
 	if err != nil {
 		t.Fatalf("ext2fs.Open(%s): %v", image, err)
 	}
