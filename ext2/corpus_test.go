@@ -48,25 +48,11 @@ type walkLimits struct {
 // deadline on a busy machine.
 func corpusLimits() walkLimits {
 	l := walkLimits{entries: 20000, bytes: 64 << 20, fileByte: 16 << 20, errs: 2000, lookups: 500, dirLookups: 128, chunk: 1 << 20}
-	if raceEnabled || testing.Short() {
+	if oracle.RaceEnabled || testing.Short() {
 		l.entries, l.bytes, l.fileByte, l.lookups = 5000, 8<<20, 2<<20, 200
 	}
 	return l
 }
-
-// raceEnabled reports whether the test binary was built with -race.
-var raceEnabled = func() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
-}()
 
 // walkError is one error met on the walk: the operation, the path and
 // the error.

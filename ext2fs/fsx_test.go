@@ -238,7 +238,7 @@ func fsxDefaults() (seeds, ops int) {
 	// CI size (-fsx.full, 200,000 operations) takes about 80 s without
 	// -race and several minutes with it.
 	seeds, ops = 2, 10000
-	if raceEnabled {
+	if oracle.RaceEnabled {
 		ops = 1500
 	}
 	if *fsxFull {

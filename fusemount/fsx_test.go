@@ -37,7 +37,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -94,20 +93,6 @@ type fsxState struct {
 	peakTotal int   // the most bytes the files held at once
 }
 
-// fsxRaceEnabled reports whether the test binary was built with -race.
-func fsxRaceEnabled() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
-}
-
 // fsxEnv reads a positive integer from the environment, or def.
 func fsxEnv(t *testing.T, name string, def int) int {
 	v := os.Getenv(name)
@@ -131,7 +116,7 @@ func fsxEnv(t *testing.T, name string, def int) int {
 func TestFsxThroughMount(t *testing.T) {
 	requireFuse(t)
 	seeds, ops := 2, 600
-	if !fsxRaceEnabled() {
+	if !oracle.RaceEnabled {
 		seeds, ops = 3, 3000
 	}
 	if testing.Short() {
@@ -241,7 +226,7 @@ func fsxCheckImage(t *testing.T, image string, states ...*fsxState) {
 func TestFsxThroughMountConcurrent(t *testing.T) {
 	requireFuse(t)
 	seeds, workers, ops := 1, 3, 300
-	if !fsxRaceEnabled() {
+	if !oracle.RaceEnabled {
 		seeds, ops = 2, 3000
 	}
 	if testing.Short() {

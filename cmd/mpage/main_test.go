@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 	}
 	mpageBin = filepath.Join(dir, "mpage")
 	buildArgs := []string{"build", "-o", mpageBin}
-	if raceEnabled {
+	if oracle.RaceEnabled {
 		buildArgs = append(buildArgs, "-race")
 	}
 	out, err := exec.Command("go", append(buildArgs, ".")...).CombinedOutput()

@@ -1,5 +1,0 @@
-//go:build !race
-
-package ext2fs
-
-const raceEnabled = false
