@@ -49,6 +49,7 @@ type Bio struct {
 	Polled bool
 
 	q        *Queue // the queue that allocated the bio, or nil
+	box      *[]Vec // the pooled vector Vecs lies in (biovec.go), or nil
 	maxVecs  int
 	size     int
 	released bool // vector slots returned to q's budget; guarded by q.mu
@@ -76,6 +77,9 @@ func (b *Bio) AddPage(buf []byte, page any) bool {
 	}
 	if b.q != nil && b.q.refuse != nil && b.q.refuse(b, len(buf)) {
 		return false
+	}
+	if len(b.Vecs) == cap(b.Vecs) {
+		b.growVecs()
 	}
 	b.Vecs = append(b.Vecs, Vec{Buf: buf, Page: page})
 	b.size += len(buf)

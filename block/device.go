@@ -56,7 +56,10 @@ var (
 //
 // ReadVecAt and WriteVecAt move the whole vector or fail: a short transfer is
 // an error naming the offset. A Device must be safe for concurrent use by
-// several goroutines on disjoint ranges.
+// several goroutines on disjoint ranges. The bufs slice is lent for the
+// call only: the queue reuses it for its next request, so a Device that
+// wants the buffer list later copies it (the buffers themselves stay the
+// bios' until they complete).
 type Device interface {
 	// Size is the device size in bytes.
 	Size() int64

@@ -276,8 +276,14 @@ func (f *File) transfer(op Op, bufs [][]byte, off, n int64) error {
 	start, total := off, n
 	owned := false // bufs is our copy and may be edited
 	defer runtime.KeepAlive(bufs)
+	box := iovScratch.get(len(bufs))
+	var used []unix.Iovec // the longest list built in box, the first
+	defer func() { iovScratch.put(box, used) }()
 	for n > 0 {
-		chunk := iovecs(bufs)
+		chunk := appendIovecs((*box)[:0], bufs)
+		if used == nil {
+			used = chunk
+		}
 		if len(chunk) > iovMax {
 			chunk = chunk[:iovMax]
 		}
@@ -339,7 +345,11 @@ func (f *File) transfer(op Op, bufs [][]byte, off, n int64) error {
 // spans two buffers, so it holds for buffers of any origin (arena frames
 // or separate heap objects that happen to be neighbours).
 func iovecs(bufs [][]byte) []unix.Iovec {
-	iov := make([]unix.Iovec, 0, len(bufs))
+	return appendIovecs(make([]unix.Iovec, 0, len(bufs)), bufs)
+}
+
+// appendIovecs is iovecs appending to iov, which must be empty.
+func appendIovecs(iov []unix.Iovec, bufs [][]byte) []unix.Iovec {
 	var end uintptr // address one past the last iovec's bytes
 	for _, b := range bufs {
 		if len(b) == 0 {

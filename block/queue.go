@@ -239,9 +239,6 @@ func (q *Queue) SetAllocFault(f func(nrVecs int) bool) { q.allocFail = f }
 // Calls are serialized. Call before any I/O.
 func (q *Queue) SetTrace(f func(Request)) { q.trace = f }
 
-// initialVecs is the vector capacity a bio starts with.
-const initialVecs = 4
-
 // AllocBio allocates a bio for nrVecs segments starting at sector (bio_alloc).
 // It returns nil when the bio budget is exhausted; callers retry with fewer
 // vectors or fall back, as fs/mpage.c does.
@@ -258,12 +255,15 @@ func (q *Queue) AllocBio(op Op, sector int64, nrVecs int) *Bio {
 		return nil
 	}
 	q.vecsOut += nrVecs
-	// The vector starts small and grows in AddPage up to maxVecs: most
-	// bios of a tree of small files carry one page, and a vector of
-	// nrVecs (often 1024 slots, 40 KiB) for each was most of what mkfs
-	// --from allocated (Linux picks a biovec slab by size for the same
-	// reason). nrVecs still counts fully against the budget.
-	return &Bio{Op: op, Sector: sector, q: q, maxVecs: nrVecs, Vecs: make([]Vec, 0, min(nrVecs, initialVecs))}
+	// The vector starts small and grows in AddPage up to maxVecs, a pool
+	// class at a time (biovec.go): most bios of a tree of small files
+	// carry one page, and a vector of nrVecs (often 1024 slots, 40 KiB)
+	// for each was most of what mkfs --from allocated (Linux picks a
+	// biovec slab by size for the same reason). nrVecs still counts fully
+	// against the budget.
+	b := &Bio{Op: op, Sector: sector, q: q, maxVecs: nrVecs}
+	b.initVecs()
+	return b
 }
 
 // Submit queues b for I/O (submit_bio, generic_make_request and
@@ -617,7 +617,8 @@ func (q *Queue) worker() {
 // run makes rq's one device call with the buffers of all its bios, then
 // completes the bios (the driver's request_fn and end_that_request_*).
 func (q *Queue) run(rq *request) {
-	bufs := make([][]byte, 0, rq.segs)
+	box := bufScratch.get(rq.segs)
+	bufs := *box
 	for _, b := range rq.bios {
 		for _, v := range b.Vecs {
 			bufs = append(bufs, v.Buf)
@@ -630,6 +631,7 @@ func (q *Queue) run(rq *request) {
 	} else {
 		err = q.dev.ReadVecAt(bufs, off)
 	}
+	bufScratch.put(box, bufs)
 	if err != nil {
 		err = fmt.Errorf("block: %s of %d bytes at sector %d (%d bios): %w", rq.op, rq.bytes, rq.sector, len(rq.bios), err)
 	}

@@ -35,7 +35,8 @@ type mpageData struct {
 	q              *block.Queue
 	lastBlockInBio int64
 	get            buffer.GetBlock
-	err            error // the first error of a confused page's fallback
+	err            error       // the first error of a confused page's fallback
+	bh             buffer.Head // readPageToBio's scratch buffer head
 }
 
 // blockBits returns the mapping's block bits, checked for page I/O.
@@ -50,7 +51,7 @@ func blockBits(m *pagecache.Mapping) (uint, error) {
 // endIORead mirrors mpage_end_io_read(): every page of a completed read
 // bio becomes uptodate, or on failure not uptodate and PG_error; then it is
 // unlocked. The seed walks the vector from the last page to the first; so
-// do we.
+// do we, and then put the bio (bio_put), whose vector goes back to its pool.
 func endIORead(b *block.Bio, err error) {
 	for i := len(b.Vecs) - 1; i >= 0; i-- {
 		p, ok := b.Vecs[i].Page.(*pagecache.Page)
@@ -65,12 +66,13 @@ func endIORead(b *block.Bio, err error) {
 		}
 		p.Unlock()
 	}
+	b.Put()
 }
 
 // endIOWrite mirrors mpage_end_io_write(): on failure every page of the bio
 // gets PG_error and, as later Linux does (mapping_set_error in
 // mpage_end_io), its mapping records the error; every page's writeback
-// ends.
+// ends. Then the bio is put (bio_put).
 func endIOWrite(b *block.Bio, err error) {
 	for i := len(b.Vecs) - 1; i >= 0; i-- {
 		p, ok := b.Vecs[i].Page.(*pagecache.Page)
@@ -83,6 +85,7 @@ func endIOWrite(b *block.Bio, err error) {
 		}
 		p.EndWriteback()
 	}
+	b.Put()
 }
 
 // submit mirrors mpage_bio_submit(): it sets the completion handler of
@@ -250,16 +253,17 @@ func (d *mpageData) readPageToBio(p *pagecache.Page, nrPages int) bool {
 
 	// bh is the seed's on-stack buffer head: it points into the page, so a
 	// mapper that fills the block itself (and sets Uptodate) writes the
-	// page's bytes.
-	var bh buffer.Head
-	bh.Page = p
-	bh.Size = int(blocksize)
+	// page's bytes. It lives in d, one per call, because a buffer head
+	// handed to the mapper (a function value) would escape to the heap:
+	// one allocation per page.
+	bh := &d.bh
+	*bh = buffer.Head{Page: p, Size: int(blocksize)}
 	for pageBlock := 0; pageBlock < blocksPerPage; pageBlock, blockInFile = pageBlock+1, blockInFile+1 {
 		bh.SetState(0)
 		bh.Blocknr = 0
 		bh.Data = p.Data[pageBlock<<bits : (pageBlock+1)<<bits : (pageBlock+1)<<bits]
 		if blockInFile < lastBlock {
-			if err := d.get(blockInFile, &bh, false); err != nil {
+			if err := d.get(blockInFile, bh, false); err != nil {
 				return false // goto confused
 			}
 		}
@@ -277,7 +281,7 @@ func (d *mpageData) readPageToBio(p *pagecache.Page, nrPages int) bool {
 		// map_buffer_to_page keeps what get_block collected in the page's
 		// buffers so that readpage does not repeat the call.
 		if bh.Has(buffer.Uptodate) {
-			mapBufferToPage(p, &bh, pageBlock, bits)
+			mapBufferToPage(p, bh, pageBlock, bits)
 			return false // goto confused
 		}
 

@@ -500,7 +500,9 @@ func (m *Mapping) doReadahead(index int64, nr int, mark int64) int {
 	if int64(nr) > end-index+1 {
 		nr = int(end - index + 1)
 	}
-	var batch []*Page
+	box := getPageBatch(nr)
+	batch := *box
+	defer func() { putPageBatch(box, batch) }()
 	submitted := 0
 	for i := 0; i < nr; i++ {
 		idx := index + int64(i)
@@ -508,7 +510,8 @@ func (m *Mapping) doReadahead(index int64, nr int, mark int64) int {
 			// Already cached: submit the run so far, keeping each
 			// batch contiguous.
 			m.readPages(batch)
-			batch = nil
+			clear(batch)
+			batch = batch[:0]
 			continue
 		}
 		p := m.tryNewPage(idx)
@@ -523,6 +526,29 @@ func (m *Mapping) doReadahead(index int64, nr int, mark int64) int {
 	}
 	m.readPages(batch)
 	return submitted
+}
+
+// pageBatches recycles doReadahead's page lists (*[]*Page): a window of
+// 1024 pages used to allocate 16 KiB of them as it grew.
+var pageBatches sync.Pool
+
+// getPageBatch returns a box holding an empty page list with room for n.
+func getPageBatch(n int) *[]*Page {
+	if box, ok := pageBatches.Get().(*[]*Page); ok && cap(*box) >= n {
+		return box
+	}
+	v := make([]*Page, 0, n)
+	return &v
+}
+
+// putPageBatch clears the pages the list last held (the pool must not keep
+// pages alive) and returns box to the pool. batch was built from (*box)[:0]
+// and may have outgrown it.
+func putPageBatch(box *[]*Page, batch []*Page) {
+	v := (*box)[:0]
+	clear(v[:min(len(batch), cap(v))])
+	*box = v
+	pageBatches.Put(box)
 }
 
 // readPages hands pages to ops.ReadPages and releases the charge of those
