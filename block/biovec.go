@@ -86,19 +86,32 @@ func ownsVecs(box *[]Vec, vecs []Vec) bool {
 	return cap(vecs) > 0 && len(v) > 0 && &v[:1][0] == &vecs[:1][0]
 }
 
-// Put releases the bio's vector to its pool (bio_put). The bio and its
-// Vecs must not be used afterwards; EndIO handlers that own their bios
-// call it last. A bio that is never put is left to the garbage collector.
+// bios holds put bios for AllocBio (the bio_set mempool).
+var bios sync.Pool
+
+// newBio returns a zero Bio, a put one if there is one.
+func newBio() *Bio {
+	if b, ok := bios.Get().(*Bio); ok {
+		return b
+	}
+	return new(Bio)
+}
+
+// Put releases the bio and its vector to their pools (bio_put). The bio
+// and its Vecs must not be used afterwards, and it must be put once only;
+// EndIO handlers that own their bios call it last. A bio that is never put
+// is left to the garbage collector. Put does nothing to a bio that
+// AllocBio did not make.
 func (b *Bio) Put() {
 	box := b.box
 	if box == nil {
 		return
 	}
-	b.box = nil
 	if ownsVecs(box, b.Vecs) {
 		putVecs(box, len(b.Vecs))
 	} else {
 		putVecs(box, len(*box))
 	}
-	b.Vecs = nil
+	*b = Bio{}
+	bios.Put(b)
 }

@@ -90,3 +90,27 @@ func TestScratchPutClears(t *testing.T) {
 		}
 	}
 }
+
+// TestPutBioComesBackClean: bios allocated after others were put carry
+// nothing of them: no completion, owner data, polled flag, size or pages.
+func TestPutBioComesBackClean(t *testing.T) {
+	q := NewQueue(NewMemory(1<<20), Config{})
+	t.Cleanup(func() { q.Close() })
+	for i := 0; i < 100; i++ {
+		b := q.AllocBio(Write, 8, 16)
+		b.AddPage(make([]byte, 4096), i)
+		b.EndIO = func(*Bio, error) { t.Errorf("EndIO of a put bio called") }
+		b.Private, b.Polled = i, true
+		b.Put()
+	}
+	for i := 0; i < 100; i++ {
+		b := q.AllocBio(Read, 16, 4)
+		if b.EndIO != nil || b.Private != nil || b.Polled || b.Size() != 0 || len(b.Vecs) != 0 || b.Op != Read || b.Sector != 16 || b.MaxVecs() != 4 {
+			t.Fatalf("bio %d after puts: EndIO set %v, Private %v, Polled %v, size %d, %d vecs, op %v, sector %d, max %d; want a fresh read at 16 for 4",
+				i, b.EndIO != nil, b.Private, b.Polled, b.Size(), len(b.Vecs), b.Op, b.Sector, b.MaxVecs())
+		}
+		if err := q.SubmitWait(func() *Bio { b.AddPage(make([]byte, 4096), nil); return b }()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -90,6 +90,27 @@ type request struct {
 
 func (rq *request) endSector() int64 { return rq.sector + int64(rq.bytes>>SectorShift) }
 
+// requests holds requests whose device call and completions are over, for
+// Submit (the request free list of ll_rw_blk.c's get_request and
+// blk_put_request).
+var requests sync.Pool
+
+// newRequest returns an empty request, whose bios slice may have room.
+func newRequest() *request {
+	if rq, ok := requests.Get().(*request); ok {
+		return rq
+	}
+	return new(request)
+}
+
+// freeRequest returns rq to the free list once nothing refers to it: its
+// call is over, its bios completed, and it is on no list of the queue.
+func freeRequest(rq *request) {
+	clear(rq.bios)
+	*rq = request{bios: rq.bios[:0]}
+	requests.Put(rq)
+}
+
 // Queue is the request queue of one device (struct request_queue). Bios are
 // submitted to it; it merges adjacent bios into device requests while
 // plugged and dispatches them to the device.
@@ -261,7 +282,8 @@ func (q *Queue) AllocBio(op Op, sector int64, nrVecs int) *Bio {
 	// for each was most of what mkfs --from allocated (Linux picks a
 	// biovec slab by size for the same reason). nrVecs still counts fully
 	// against the budget.
-	b := &Bio{Op: op, Sector: sector, q: q, maxVecs: nrVecs}
+	b := newBio()
+	*b = Bio{Op: op, Sector: sector, q: q, maxVecs: nrVecs}
 	b.initVecs()
 	return b
 }
@@ -343,7 +365,8 @@ func (q *Queue) Submit(b *Bio) {
 		q.mu.Unlock()
 		return
 	}
-	rq := &request{op: b.Op, sector: b.Sector, bytes: size, segs: len(b.Vecs), bios: []*Bio{b}, seq: q.seq}
+	rq := newRequest()
+	*rq = request{op: b.Op, sector: b.Sector, bytes: size, segs: len(b.Vecs), bios: append(rq.bios[:0], b), seq: q.seq}
 	if b.Polled && q.idleLocked() {
 		q.runPolledLocked(rq)
 		return
@@ -679,6 +702,7 @@ func (q *Queue) run(rq *request) {
 		q.mu.Unlock()
 	}
 	q.endBios(rq.bios, err)
+	freeRequest(rq)
 }
 
 // endBios returns the bios' vector slots to the budget and calls their EndIO

@@ -13,6 +13,9 @@ import (
 // buffer layer.
 type aops struct {
 	ino *Inode
+	// getBlock is ino.getBlock as a function value, made once: a method
+	// value built in each call is an allocation per page read.
+	getBlock buffer.GetBlock
 }
 
 var (
@@ -26,7 +29,7 @@ var (
 // ext2_aops, the device as backing, the buffer layer's invalidatepage for
 // truncation, and registers it with the flusher.
 func (fs *FS) newMapping(ino *Inode) {
-	m := fs.pc.NewMapping(&aops{ino: ino}, fs.blockBits)
+	m := fs.pc.NewMapping(&aops{ino: ino, getBlock: ino.getBlock}, fs.blockBits)
 	m.SetBacking(fs.q)
 	m.SetInvalidatePage(buffer.InvalidatePage)
 	ino.m = m
@@ -37,18 +40,18 @@ func (fs *FS) newMapping(ino *Inode) {
 
 // ReadPage mirrors fs/ext2/inode.c:ext2_readpage() → mpage_readpage().
 func (a *aops) ReadPage(p *pagecache.Page) error {
-	return mpage.ReadPage(p, a.ino.getBlock)
+	return mpage.ReadPage(p, a.getBlock)
 }
 
 // ReadPages mirrors fs/ext2/inode.c:ext2_readpages() → mpage_readpages().
 func (a *aops) ReadPages(m *pagecache.Mapping, pages []*pagecache.Page) error {
-	return mpage.ReadPages(m, pages, a.ino.getBlock)
+	return mpage.ReadPages(m, pages, a.getBlock)
 }
 
 // WritePage mirrors fs/ext2/inode.c:ext2_writepage() →
 // block_write_full_page().
 func (a *aops) WritePage(p *pagecache.Page, wbc *pagecache.WritebackControl) error {
-	err := buffer.WriteFullPage(p, a.ino.getBlock, wbc)
+	err := buffer.WriteFullPage(p, a.getBlock, wbc)
 	a.ino.fs.unpark(a.ino)
 	return err
 }
@@ -60,14 +63,14 @@ func (a *aops) WritePage(p *pagecache.Page, wbc *pagecache.WritebackControl) err
 // An inode that shrinkInodes parked for its dirty pages goes back on the
 // inode cache's unused list once they are written.
 func (a *aops) WritePages(m *pagecache.Mapping, wbc *pagecache.WritebackControl) error {
-	err := mpage.WritePages(m, wbc, a.ino.getBlock, a.writePage)
+	err := mpage.WritePages(m, wbc, a.getBlock, a.writePage)
 	a.ino.fs.unpark(a.ino)
 	return err
 }
 
 // writePage is WritePage without the unpark, for WritePages' fallback.
 func (a *aops) writePage(p *pagecache.Page, wbc *pagecache.WritebackControl) error {
-	return buffer.WriteFullPage(p, a.ino.getBlock, wbc)
+	return buffer.WriteFullPage(p, a.getBlock, wbc)
 }
 
 // WriteBegin mirrors fs/ext2/inode.c:ext2_write_begin() →
@@ -78,7 +81,7 @@ func (a *aops) writePage(p *pagecache.Page, wbc *pagecache.WritebackControl) err
 // used when mounted with nobh): writeback maps the page again with
 // ext2_get_block when it builds its bio.
 func (a *aops) WriteBegin(p *pagecache.Page, from, to int) error {
-	return buffer.NobhWriteBegin(p, from, to, a.ino.getBlock)
+	return buffer.NobhWriteBegin(p, from, to, a.getBlock)
 }
 
 // WriteBeginBatch is WriteBegin for a run of new pages written whole
@@ -86,7 +89,7 @@ func (a *aops) WriteBegin(p *pagecache.Page, from, to int) error {
 // blocks a contiguous run at a time (ext2_get_blocks with the run's
 // length), where WriteBegin per page calls it once per block.
 func (a *aops) WriteBeginBatch(pages []*pagecache.Page) (int, error) {
-	return buffer.NobhWriteBeginPages(pages, a.ino.getBlock)
+	return buffer.NobhWriteBeginPages(pages, a.getBlock)
 }
 
 // syncData writes the inode's dirty pages and waits for them

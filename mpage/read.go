@@ -3,6 +3,7 @@ package mpage
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/mpagefs/mpage/block"
 	"github.com/mpagefs/mpage/buffer"
@@ -358,7 +359,8 @@ func (d *mpageData) readConfused(p *pagecache.Page) {
 // the pages it concerns are marked PG_error. The seed returns 0. The last
 // bio is submitted and the queue unplugged (finishPlug).
 func ReadPages(m *pagecache.Mapping, pages []*pagecache.Page, get buffer.GetBlock) error {
-	d := mpageData{get: get}
+	d := getReadData(get)
+	defer putReadData(d)
 	for i, p := range pages {
 		if err := m.AddPage(p); err != nil {
 			continue // page_cache_release(page)
@@ -385,7 +387,8 @@ func ReadPages(m *pagecache.Mapping, pages []*pagecache.Page, get buffer.GetBloc
 // sleeps in lock_page; later Linux issues such a bio directly from the
 // submitting task when the queue is idle (blk_mq_try_issue_directly).
 func ReadPage(p *pagecache.Page, get buffer.GetBlock) error {
-	d := mpageData{get: get}
+	d := getReadData(get)
+	defer putReadData(d)
 	d.doReadPage(p, 1)
 	if d.bio != nil {
 		d.bio.Polled = true
@@ -393,4 +396,27 @@ func ReadPage(p *pagecache.Page, get buffer.GetBlock) error {
 	}
 	d.finishPlug()
 	return d.err
+}
+
+// readData recycles the state of ReadPage and ReadPages calls: a random
+// reader that misses the cache calls ReadPage once per page, and its
+// mpageData (which escapes through the mapper call) was one of the
+// larger allocations per read.
+var readData sync.Pool
+
+// getReadData returns a cleared mpageData for the mapper get.
+func getReadData(get buffer.GetBlock) *mpageData {
+	d, ok := readData.Get().(*mpageData)
+	if !ok {
+		d = new(mpageData)
+	}
+	d.get = get
+	return d
+}
+
+// putReadData clears d, so that the pool holds no page, bio or mapper,
+// and returns it to the pool.
+func putReadData(d *mpageData) {
+	*d = mpageData{}
+	readData.Put(d)
 }

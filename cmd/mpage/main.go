@@ -87,9 +87,10 @@ type globals struct {
 	// "strictatime"); noDirAtime is --nodiratime.
 	atime      string
 	noDirAtime bool
-	// cpuProfile and trace are the files of a CPU profile and an
-	// execution trace of the run (hidden flags, for developers), or "".
-	cpuProfile, trace string
+	// cpuProfile, memProfile and trace are the files of a CPU profile,
+	// an allocation profile and an execution trace of the run (hidden
+	// flags, for developers), or "".
+	cpuProfile, memProfile, trace string
 }
 
 // app is one run of the command: its flags, output streams and the I/O
@@ -105,6 +106,7 @@ type app struct {
 	// command is the name of the command that ran, for --stats.
 	command string
 	profile *os.File // open while a CPU profile is being written
+	memPath string   // where the allocation profile goes at exit, or ""
 	trace   *os.File // open while an execution trace is being written
 }
 
@@ -131,8 +133,10 @@ Try "mpage demo" first.`,
 	pf.StringVar(&g.atime, "atime", "relatime", "when reads update access times in images a command opens for writing: relatime, noatime or strictatime (cat, ls, stat and cp out open images read-only and never change them)")
 	pf.BoolVar(&g.noDirAtime, "nodiratime", false, "listing a directory never updates its access time")
 	pf.StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile of the command to this file (for go tool pprof)")
+	pf.StringVar(&g.memProfile, "memprofile", "", "write an allocation profile of the command to this file at exit (for go tool pprof -sample_index=alloc_space)")
 	pf.StringVar(&g.trace, "trace", "", "write an execution trace of the command to this file (for go tool trace)")
 	pf.MarkHidden("cpuprofile")
+	pf.MarkHidden("memprofile")
 	pf.MarkHidden("trace")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
@@ -150,6 +154,7 @@ Try "mpage demo" first.`,
 		if a.atime, err = ext2.ParseAtimeMode(g.atime); err != nil {
 			return usagef("--atime takes relatime, noatime or strictatime, not %q", g.atime)
 		}
+		a.memPath = g.memProfile
 		return a.startProfile(g.cpuProfile, g.trace)
 	}
 	root.AddCommand(

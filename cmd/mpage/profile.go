@@ -39,9 +39,19 @@ func (a *app) startProfile(cpuPath, tracePath string) error {
 }
 
 // stopProfile ends the CPU profile and the trace, if they are being
-// written.
+// written, and writes the allocation profile if one was asked for.
 func (a *app) stopProfile() {
 	var errs []error
+	if a.memPath != "" {
+		f, err := os.Create(a.memPath)
+		if err == nil {
+			err = pprof.Lookup("allocs").WriteTo(f, 0)
+			errs = append(errs, err, f.Close())
+		} else {
+			errs = append(errs, err)
+		}
+		a.memPath = ""
+	}
 	if a.profile != nil {
 		pprof.StopCPUProfile()
 		errs = append(errs, a.profile.Close())
