@@ -345,7 +345,7 @@ func (fs *FS) lookupChildLocked(dir *Inode, name string) (*dirSlot, *Inode, erro
 		return nil, nil, fs.corrupt(where{ino: dir.ino, group: int64(dir.group), block: slot.blk, offset: -1}, nil,
 			"entry %q points at its own directory", name)
 	}
-	child, err := fs.Iget(slot.rec.Inode)
+	child, err := fs.igetEntryLocked(dir, name, slot.rec.Inode, slot.blk)
 	if err != nil {
 		fs.releaseSlot(slot)
 		return nil, nil, err
@@ -593,7 +593,7 @@ func (fs *FS) Rename(oldDir *Inode, oldName string, newDir *Inode, newName strin
 			// The target is oldDir or above it: it holds the source.
 			return fmt.Errorf("%w: %q (inode %d) is an ancestor of the source", ErrNotEmpty, newName, newSlot.rec.Inode)
 		}
-		target, err = fs.Iget(newSlot.rec.Inode)
+		target, err = fs.igetEntryLocked(newDir, newName, newSlot.rec.Inode, newSlot.blk)
 		if err != nil {
 			return err
 		}

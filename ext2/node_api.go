@@ -7,7 +7,9 @@ package ext2
 // (ext2_setattr), which works as well for an inode that has no name left.
 
 import (
+	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/mpagefs/mpage/ext2/layout"
@@ -52,7 +54,25 @@ func (fs *FS) LookupInode(dir *Inode, name string) (*Inode, error) {
 		return nil, fs.corrupt(where{ino: dir.ino, group: int64(dir.group), block: -1, offset: -1}, nil,
 			"entry %q points at its own directory", name)
 	}
-	return fs.Iget(n)
+	return fs.igetEntryLocked(dir, name, n, -1)
+}
+
+// igetEntryLocked gets inode n, which dir's entry name (in directory
+// block blk, or -1 if not known) holds. As fs/ext2/namei.c:ext2_lookup()
+// does, an entry that holds a deleted inode (ext2_iget's -ESTALE) is
+// reported as a filesystem error (ext2_error, "deleted inode
+// referenced") and returned as corruption, which callers see as EIO: not
+// ESTALE, which tells a program that a handle it held has gone stale.
+// Holding dir.mu, the entry is there and so the inode has a link: only a
+// corrupt directory or inode table can make it deleted.
+// Preconditions: dir.mu is held (shared is enough).
+func (fs *FS) igetEntryLocked(dir *Inode, name string, n uint32, blk int64) (*Inode, error) {
+	ino, err := fs.Iget(n)
+	if err != nil && errors.Is(err, syscall.ESTALE) {
+		return nil, fs.corrupt(where{ino: dir.ino, group: int64(dir.group), block: blk, offset: -1}, err,
+			"entry %q references deleted inode %d", name, n)
+	}
+	return ino, err
 }
 
 // lookupNameLocked returns the inode number of name in dir, from the name

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -401,4 +402,65 @@ func TestNameCachePerMount(t *testing.T) {
 		t.Errorf("closing one mount dropped the other's cache")
 	}
 	fss[1].Iput(dirs[1])
+}
+
+// TestEntryOfDeletedInode looks up, unlinks and renames over a name whose
+// inode the inode table says is deleted (links 0, dtime set), as in
+// e2fsprogs' f_uninit_restart_fsck. As fs/ext2/namei.c:ext2_lookup()
+// does, that is a filesystem error, reported as corruption naming the
+// directory, the entry and the inode (EIO to a program), not the ESTALE
+// of Iget, which would tell a program that a handle it held went stale.
+func TestEntryOfDeletedInode(t *testing.T) {
+	tests := []struct {
+		name string
+		op   func(fs *FS, root *Inode) error
+	}{
+		{"LookupInode", func(fs *FS, root *Inode) error {
+			ino, err := fs.LookupInode(root, "f")
+			if err == nil {
+				fs.Iput(ino)
+			}
+			return err
+		}},
+		{"Unlink", func(fs *FS, root *Inode) error { return fs.Unlink(root, "f") }},
+		{"Rename over it", func(fs *FS, root *Inode) error { return fs.Rename(root, "g", root, "f", 0) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			src := t.TempDir()
+			writeFile(t, src+"/f", pattern(1, 3000))
+			writeFile(t, src+"/g", pattern(2, 3000))
+			img := makeImage(t, 1024, 128, 4<<20, src)
+			n, inodeOff, _ := fileLoc(t, img, "f")
+			patchImage(t, img, inodeOff+20, le32(1))      // i_dtime
+			patchImage(t, img, inodeOff+26, []byte{0, 0}) // i_links_count
+
+			fs := mountImage(t, img, Options{})
+			root, err := fs.Root()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fs.Iput(root)
+			err = tc.op(fs, root)
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("%s of an entry holding deleted inode %d: got %v, want an error wrapping ErrCorrupt", tc.name, n, err)
+			}
+			var ce *CorruptError
+			if !errors.As(err, &ce) || ce.Inode != root.Ino() {
+				t.Errorf("error %q: want a *CorruptError naming directory inode %d", err, root.Ino())
+			}
+			if want := fmt.Sprintf("entry %q references deleted inode %d", "f", n); !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not say %q", err, want)
+			}
+			if !fs.HasErrors() {
+				t.Errorf("HasErrors() = false after an entry held a deleted inode")
+			}
+			// The other name is unharmed.
+			if ino, err := fs.LookupInode(root, "g"); err != nil {
+				t.Errorf("LookupInode of the other name: %v", err)
+			} else {
+				fs.Iput(ino)
+			}
+		})
+	}
 }
