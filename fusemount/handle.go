@@ -176,9 +176,10 @@ type dirHandle struct {
 	m   *mount
 	ino *ext2.Inode // the handle's reference; never changes
 
-	mu   sync.Mutex // guards pos and ents
+	mu   sync.Mutex // guards pos, ents and err
 	pos  int64      // where the next read of the directory starts
 	ents []ext2.DirEntryAt
+	err  syscall.Errno // to return once ents are given out: the block after them is bad
 
 	closeOnce sync.Once
 }
@@ -211,13 +212,31 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle
 }
 
 // Readdirent returns the next entry, or nil at the end.
+//
+// A directory block that cannot be read or is corrupt is skipped as
+// fs/ext2/dir.c:ext2_readdir() skips a bad page: the entries before it
+// are returned, then the error, once, and the next read goes on with
+// the block after it. So a program that reads on after the EIO (the
+// kernel asks again at the same offset) lists the rest of the
+// directory, and one that stops has the entries before the bad block.
 func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if len(d.ents) == 0 {
+		if e := d.err; e != 0 {
+			d.err = 0
+			return nil, e
+		}
 		ents, next, err := d.m.fs.ReadDirFrom(d.ino, d.pos, dirBatch)
 		if err != nil {
-			return nil, errno(err)
+			// next is in the bad block: go on at the block after it.
+			bs := int64(d.m.blockSize)
+			next = (next/bs + 1) * bs
+			if len(ents) == 0 {
+				d.pos = next
+				return nil, errno(err)
+			}
+			d.err = errno(err)
 		}
 		d.ents, d.pos = ents, next
 		if len(ents) == 0 {
@@ -236,7 +255,7 @@ func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.pos, d.ents = int64(off), nil
+	d.pos, d.ents, d.err = int64(off), nil, 0
 	return 0
 }
 
