@@ -374,9 +374,12 @@ func (c *Cache) Readahead(blocks []int64) {
 	if c.badSize || len(blocks) == 0 {
 		return
 	}
-	sorted := slices.Clone(blocks)
-	slices.Sort(sorted)
-	sorted = slices.Compact(sorted)
+	sorted := blocks
+	if len(blocks) > 1 {
+		sorted = slices.Clone(blocks)
+		slices.Sort(sorted)
+		sorted = slices.Compact(sorted)
+	}
 	var locked []*Head
 	c.mu.Lock()
 	for _, n := range sorted {
@@ -399,6 +402,9 @@ func (c *Cache) Readahead(blocks []int64) {
 	}
 	c.mu.stats.Reads += int64(len(locked))
 	c.mu.Unlock()
+	if len(locked) == 0 {
+		return
+	}
 
 	end := func(b *block.Bio, err error) {
 		for _, v := range b.Vecs {
