@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -137,6 +138,19 @@ type mountWalk struct {
 	// writing and wrote into it.
 	wroteExisting bool
 	readable      []string // regular files read without error (up to 4), relative to root
+	seen          seenEntries
+}
+
+// seenEntries are entries of each type a walk met (the first few),
+// relative to the mount point, for the read-write pass to change.
+type seenEntries struct {
+	files, dirs, links []string
+}
+
+func (s *seenEntries) add(list *[]string, rel string) {
+	if len(*list) < 6 {
+		*list = append(*list, rel)
+	}
 }
 
 // call runs one system call, timing it and recording its error; it
@@ -274,19 +288,21 @@ func (w *mountWalk) entry(p string, rbuf []byte, seen map[uint64]bool) (newDir b
 		return false
 	}
 	w.xattrsOf(p)
+	rel := strings.TrimPrefix(p, w.root+"/")
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
 		if seen[st.Ino] {
 			return false
 		}
 		seen[st.Ino] = true
+		w.count(func(w *mountWalk) { w.seen.add(&w.seen.dirs, rel) })
 		return true
 	case unix.S_IFLNK:
-		w.count(func(w *mountWalk) { w.symlinks++ })
+		w.count(func(w *mountWalk) { w.symlinks++; w.seen.add(&w.seen.links, rel) })
 		buf := make([]byte, unix.PathMax+1)
 		w.call("readlink", p, func() error { _, err := unix.Readlink(p, buf); return err })
 	case unix.S_IFREG:
-		w.count(func(w *mountWalk) { w.files++ })
+		w.count(func(w *mountWalk) { w.files++; w.seen.add(&w.seen.files, rel) })
 		w.readFile(p, rbuf)
 	default:
 		w.count(func(w *mountWalk) { w.special++ })
@@ -496,7 +512,7 @@ func corpusMountImage(t *testing.T, im oracle.CorpusImage, st *corpusMountStats)
 	t.Logf("walked: %d dirs, %d files, %d symlinks, %d special, %d xattrs, %d bytes, %d errors%s",
 		w.dirs, w.files, w.symlinks, w.special, w.xattrs, w.bytes, len(errs),
 		map[bool]string{true: ", cut short by the " + w.limited + " limit"}[w.limited != ""])
-	readable, limited, entries, nbytes := w.readable, w.limited, w.entries, w.bytes
+	limited, entries, nbytes := w.limited, w.entries, w.bytes
 	w.mu.Unlock()
 	st.add(func(s *corpusMountStats) {
 		s.walked++
@@ -513,7 +529,7 @@ func corpusMountImage(t *testing.T, im oracle.CorpusImage, st *corpusMountStats)
 		s.bytes += nbytes
 	})
 	if im.LinuxExt2Driver == "rw" {
-		corpusMountReadWrite(t, im, path, readable, lim, st, fail)
+		corpusMountReadWrite(t, im, path, lim, st, fail)
 	}
 }
 
@@ -692,7 +708,7 @@ func statWithin(path string, st *unix.Stat_t, d time.Duration) error {
 // existing file, unlink the file and remove the directory, then
 // unmount. Changes may fail with an errno of corpusROErrnos or
 // corpusRWErrnos; the daemon must keep serving and stop at the unmount.
-func corpusMountReadWrite(t *testing.T, im oracle.CorpusImage, roPath string, readable []string,
+func corpusMountReadWrite(t *testing.T, im oracle.CorpusImage, roPath string,
 	lim corpusMountLimits, st *corpusMountStats, fail func(string, ...any)) {
 	path := filepath.Join(t.TempDir(), filepath.Base(roPath))
 	if err := copyFile(roPath, path); err != nil {
@@ -713,16 +729,19 @@ func corpusMountReadWrite(t *testing.T, im oracle.CorpusImage, roPath string, re
 	w := &mountWalk{lim: lim}
 	allOK := false
 	run := func(cancel *atomic.Bool) {
-		// readable names files relative to the read-only mount point.
-		existing := make([]string, 0, len(readable))
-		for _, rel := range readable {
-			existing = append(existing, filepath.Join(w.root, rel))
-		}
 		// A walk first: on a read-write mount reads and listings
 		// update access times (relatime), so damaged inodes are
 		// written back too.
 		w.walk(cancel)
+		w.mu.Lock()
+		existing := make([]string, 0, len(w.readable))
+		for _, rel := range w.readable {
+			existing = append(existing, filepath.Join(w.root, rel))
+		}
+		seen := w.seen
+		w.mu.Unlock()
 		allOK = corpusChanges(w, existing)
+		corpusChangeExisting(w, seen)
 	}
 	ok := mountAndRun(t, im, path, fsys, false, w, fail, run)
 	if !ok {
@@ -838,6 +857,56 @@ func corpusChanges(w *mountWalk, existing []string) bool {
 	}
 	step("statfs", w.root, func() error { return unix.Statfs(w.root, &sfs) })
 	return ok
+}
+
+// corpusChangeExisting changes entries the walk met, which on a damaged
+// image hold the damage: regular files truncated to nothing, extended,
+// unlinked, given an attribute, a mode and an owner; directories renamed
+// and removed (ENOTEMPTY unless empty); symbolic links unlinked. Freeing
+// the blocks of a damaged block map and rewriting damaged directories
+// and attribute blocks are the paths most likely to meet what no
+// creation does.
+func corpusChangeExisting(w *mountWalk, seen seenEntries) {
+	at := func(rel string) string { return filepath.Join(w.root, rel) }
+	for i, rel := range seen.files {
+		p := at(rel)
+		switch i % 3 {
+		case 0:
+			w.call("truncate to 0", p, func() error { return unix.Truncate(p, 0) })
+		case 1:
+			w.call("unlink", p, func() error { return unix.Unlink(p) })
+		case 2:
+			var st unix.Stat_t
+			if w.call("lstat", p, func() error { return unix.Lstat(p, &st) }) == 0 {
+				w.call("truncate up", p, func() error { return unix.Truncate(p, st.Size+70000) })
+			}
+			w.call("lsetxattr user.corpus", p, func() error { return unix.Lsetxattr(p, "user.corpus", []byte("value"), 0) })
+			w.call("chmod", p, func() error { return unix.Chmod(p, 0o600) })
+			w.call("lchown", p, func() error { return unix.Lchown(p, 1, 1) })
+		}
+	}
+	for _, rel := range seen.links {
+		p := at(rel)
+		w.call("unlink", p, func() error { return unix.Unlink(p) })
+	}
+	// Directories deepest first, so that a rename or removal does not
+	// take the next one's path away; they go last, for the same reason.
+	dirs := slices.Clone(seen.dirs)
+	slices.Reverse(dirs)
+	for i, rel := range dirs {
+		p := at(rel)
+		if i%2 == 0 {
+			to := at(fmt.Sprintf("corpus-renamed-dir-%d", i))
+			if w.call("rename", p+" -> "+to, func() error { return unix.Rename(p, to) }) == 0 {
+				p = to
+			}
+		}
+		if e := w.call("rmdir", p, func() error { return unix.Rmdir(p) }); e == unix.ENOTEMPTY {
+			w.dropLast(e)
+		}
+	}
+	var sfs unix.Statfs_t
+	w.call("statfs", w.root, func() error { return unix.Statfs(w.root, &sfs) })
 }
 
 // writeAllAt writes b at off with pwrite, all of it.
