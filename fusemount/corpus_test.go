@@ -94,9 +94,11 @@ var corpusROErrnos = map[syscall.Errno]bool{
 // corpusRWErrnos are the errnos the changes of the read-write pass may
 // fail with besides those: no space (bitmaps that say the disk is full),
 // a filesystem that remounted itself read-only on finding damage
-// (errors=remount-ro), a directory with the most links ext2 allows.
+// (errors=remount-ro), a directory with the most links ext2 allows, an
+// inode whose (damaged) i_flags say immutable or append-only (EPERM, as
+// Linux refuses to change it).
 var corpusRWErrnos = map[syscall.Errno]bool{
-	syscall.ENOSPC: true, syscall.EROFS: true, syscall.EMLINK: true,
+	syscall.ENOSPC: true, syscall.EROFS: true, syscall.EMLINK: true, syscall.EPERM: true,
 }
 
 // mountOpErr is one failed system call of a walk.
@@ -402,6 +404,7 @@ type corpusMountStats struct {
 	images     int
 	openRefuse map[string]int // ext2fs.Open refused, by class
 	mountFail  int            // ext2fs.Open accepted, Mount refused
+	backup     int            // opened from the backup superblock at 8193
 	walked     int
 	clean      int            // walked without an error
 	errnos     map[string]int // errors the walk met, by errno
@@ -477,10 +480,27 @@ func corpusMountImage(t *testing.T, im oracle.CorpusImage, st *corpusMountStats)
 		fail("ext2fs.Open read-only did not return within %v", lim.deadline)
 		return
 	}
+	backup := false
 	if err != nil {
 		class := checkOpenRefusal(t, im, path, err)
 		st.add(func(s *corpusMountStats) { s.openRefuse[class]++ })
-		return
+		if im.Class != "unreadable-sb" {
+			return
+		}
+		// e2fsprogs' own tests use the first backup superblock of
+		// these (ext2fs.Options.SuperblockAt, the sb= option).
+		fsys, err, hung = openAtWithin(lim.deadline, path, true, 8193)
+		if hung {
+			fail("ext2fs.Open read-only from the backup superblock did not return within %v", lim.deadline)
+			return
+		}
+		if err != nil {
+			t.Logf("ext2fs.Open from the backup superblock at 8193 refused too: %v", err)
+			return
+		}
+		backup = true
+		t.Logf("opened from the backup superblock at 8193")
+		st.add(func(s *corpusMountStats) { s.backup++ })
 	}
 	w := &mountWalk{lim: lim}
 	ok := mountAndRun(t, im, path, fsys, true, w, fail, func(cancel *atomic.Bool) { w.walk(cancel) })
@@ -528,7 +548,7 @@ func corpusMountImage(t *testing.T, im oracle.CorpusImage, st *corpusMountStats)
 		s.entries += entries
 		s.bytes += nbytes
 	})
-	if im.LinuxExt2Driver == "rw" {
+	if im.LinuxExt2Driver == "rw" && !backup {
 		corpusMountReadWrite(t, im, path, lim, st, fail)
 	}
 }
@@ -544,13 +564,19 @@ func errnoLabel(e mountOpErr) string {
 // openWithin opens path with ext2fs.Open as "mpage mount" does, giving up
 // after d (hung reports that; the open goes on in the background).
 func openWithin(d time.Duration, path string, readOnly bool) (fsys *ext2fs.FS, err error, hung bool) {
+	return openAtWithin(d, path, readOnly, 0)
+}
+
+// openAtWithin is openWithin with the superblock at block sb (0: the
+// primary).
+func openAtWithin(d time.Duration, path string, readOnly bool, sb int64) (fsys *ext2fs.FS, err error, hung bool) {
 	type res struct {
 		fsys *ext2fs.FS
 		err  error
 	}
 	done := make(chan res, 1)
 	go func() {
-		f, err := ext2fs.Open(path, ext2fs.Options{ReadOnly: readOnly, CacheLimit: 16 << 20})
+		f, err := ext2fs.Open(path, ext2fs.Options{ReadOnly: readOnly, CacheLimit: 16 << 20, SuperblockAt: sb})
 		done <- res{f, err}
 	}()
 	select {
@@ -992,6 +1018,7 @@ func (s *corpusMountStats) table() string {
 	for _, k := range sortedKeysOf(s.openRefuse) {
 		row("ext2fs.Open refused read-only: "+k, s.openRefuse[k])
 	}
+	row("opened from the backup superblock instead", s.backup)
 	row("Mount refused after Open", s.mountFail)
 	row("mounted read-only and walked", s.walked)
 	row("  without an error", s.clean)
