@@ -190,6 +190,14 @@ func (w *mountWalk) dropLast(e syscall.Errno) {
 	}
 }
 
+// restart resets the budgets of the walk for another one; the errors
+// stay.
+func (w *mountWalk) restart() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.entries, w.bytes, w.limited = 0, 0, ""
+}
+
 // count adds to the walk's counters under mu.
 func (w *mountWalk) count(f func(w *mountWalk)) {
 	w.mu.Lock()
@@ -768,6 +776,10 @@ func corpusMountReadWrite(t *testing.T, im oracle.CorpusImage, roPath string,
 		w.mu.Unlock()
 		allOK = corpusChanges(w, existing)
 		corpusChangeExisting(w, seen)
+		// And the tree as the changes (some of them failed half way,
+		// perhaps) left it.
+		w.restart()
+		w.walk(cancel)
 	}
 	ok := mountAndRun(t, im, path, fsys, false, w, fail, run)
 	if !ok {
