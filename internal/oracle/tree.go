@@ -231,6 +231,11 @@ func (g *treeGen) extras() error {
 		if err := os.Chmod(p, 0o620); err != nil {
 			return err
 		}
+		// A fixed time, as every other entry has: two trees made a
+		// second apart must compare equal with Times.
+		if err := os.Chtimes(p, treeEpoch, treeEpoch); err != nil {
+			return err
+		}
 	}
 	return nil
 }
