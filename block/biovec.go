@@ -33,7 +33,8 @@ func vecClassFor(n int) int {
 	return -1
 }
 
-// getVecs returns a box with an empty vector of class ci's capacity.
+// getVecs returns a box whose vector has class ci's length and only zero
+// entries; the caller slices it to [:0].
 func getVecs(ci int) *[]Vec {
 	if box, ok := vecPools[ci].Get().(*[]Vec); ok {
 		return box
@@ -52,10 +53,9 @@ func putVecs(box *[]Vec, used int) {
 	}
 }
 
-// initVecs gives a new bio for maxVecs segments its first vector.
+// initVecs gives a new bio its first vector, of the smallest class.
 func (b *Bio) initVecs() {
-	ci := vecClassFor(min(b.maxVecs, vecClasses[0]))
-	b.box = getVecs(ci)
+	b.box = getVecs(0)
 	b.Vecs = (*b.box)[:0]
 }
 
