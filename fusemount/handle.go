@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -222,30 +223,53 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle
 func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if len(d.ents) == 0 {
-		if e := d.err; e != 0 {
-			d.err = 0
-			return nil, e
-		}
-		ents, next, err := d.m.fs.ReadDirFrom(d.ino, d.pos, dirBatch)
-		if err != nil {
-			// next is in the bad block: go on at the block after it.
-			bs := int64(d.m.blockSize)
-			next = (next/bs + 1) * bs
-			if len(ents) == 0 {
-				d.pos = next
-				return nil, errno(err)
+	return d.readdirentLocked(ctx)
+}
+
+// readdirentLocked is Readdirent.
+// Preconditions: d.mu is held.
+func (d *dirHandle) readdirentLocked(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
+	for {
+		if len(d.ents) == 0 {
+			if e := d.err; e != 0 {
+				d.err = 0
+				return nil, e
 			}
-			d.err = errno(err)
+			ents, next, err := d.m.fs.ReadDirFrom(d.ino, d.pos, dirBatch)
+			if err != nil {
+				// next is in the bad block: go on at the block after it.
+				bs := int64(d.m.blockSize)
+				next = (next/bs + 1) * bs
+				if len(ents) == 0 {
+					d.pos = next
+					return nil, errno(err)
+				}
+				d.err = errno(err)
+			}
+			d.ents, d.pos = ents, next
+			if len(ents) == 0 {
+				return nil, 0
+			}
 		}
-		d.ents, d.pos = ents, next
-		if len(ents) == 0 {
-			return nil, 0
+		e := d.ents[0]
+		d.ents = d.ents[1:]
+		if !fuseName(e.Name) {
+			// The kernel refuses a whole READDIR reply that holds such
+			// a name (fuse_parse_dirfile: EIO), and would again at
+			// every retry from the same offset, hiding every entry
+			// after it. No path can reach the entry anyway: leave it
+			// out.
+			continue
 		}
+		return &fuse.DirEntry{Name: e.Name, Ino: uint64(e.Ino), Mode: direntMode(e.Type), Off: uint64(e.Off) + 1}, 0
 	}
-	e := d.ents[0]
-	d.ents = d.ents[1:]
-	return &fuse.DirEntry{Name: e.Name, Ino: uint64(e.Ino), Mode: direntMode(e.Type), Off: uint64(e.Off) + 1}, 0
+}
+
+// fuseName reports whether the kernel's FUSE accepts name in a directory
+// listing: not empty, and without '/' or NUL (which a damaged ext2
+// directory can hold; e2fsck calls them illegal characters).
+func fuseName(name string) bool {
+	return name != "" && !strings.ContainsAny(name, "/\x00")
 }
 
 // Seekdir moves to an offset Readdirent gave, or to the start for 0.
