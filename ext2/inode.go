@@ -44,6 +44,11 @@ type Inode struct {
 
 	dirty atomic.Bool // disk differs from the inode table
 
+	// linkable is I_LINKABLE: a file made by Tmpfile that has no link
+	// yet, which Link may give its first one (tmpfile.go). Guarded by
+	// mu.
+	linkable bool
+
 	// atimeDue is the Unix second from which a read may have to update
 	// atime (0: look at the times); see accessed in atime.go. Stored
 	// with mu held shared, reset with mu held exclusively.

@@ -290,7 +290,9 @@ func (fs *FS) Mkdir(dir *Inode, name string, mode uint16, uid, gid uint32) (*Ino
 // Link makes name in dir another link to ino, mirroring
 // fs/ext2/namei.c:ext2_link() with vfs_link's checks: not for a
 // directory (EPERM), not past LinkMax links (EMLINK), not for an inode
-// that has lost its last link (ENOENT).
+// that has lost its last link (ENOENT), unless it is a file made by
+// Tmpfile that was never linked (I_LINKABLE), which gets its first link
+// here and is an ordinary file from then on.
 func (fs *FS) Link(ino *Inode, dir *Inode, name string) error {
 	if err := fs.writableErr(); err != nil {
 		return err
@@ -317,7 +319,7 @@ func (fs *FS) Link(ino *Inode, dir *Inode, name string) error {
 		return err
 	}
 	links := ino.disk.LinksCount
-	if links == 0 {
+	if links == 0 && !ino.linkable {
 		return fmt.Errorf("%w: inode %d has no links left", ErrNotExist, ino.ino)
 	}
 	if links >= LinkMax {
@@ -327,6 +329,7 @@ func (fs *FS) Link(ino *Inode, dir *Inode, name string) error {
 		return err
 	}
 	setLinksLocked(ino, links+1, time.Now())
+	ino.linkable = false
 	return nil
 }
 
