@@ -34,9 +34,12 @@
 // Every operation on names is one call of package ext2 on the parent
 // directory's inode: lookups (LookupInode, which answers from a name
 // cache in large directories), create, mkdir, mknod, symlink, link,
-// unlink, rmdir and rename (RENAME_NOREPLACE included). There is no path
-// walk from the root and no lock of our own around them: ext2 locks the
-// inodes it changes, in its own order. New files get the caller's uid
+// unlink, rmdir and rename (RENAME_NOREPLACE included), and O_TMPFILE
+// (tmpfile.go: ext2's Tmpfile makes a file in no directory, whose node
+// holds it as any node does until linkat(2) names it, or the last close
+// and FORGET delete it). There is no path walk from the root and no lock
+// of our own around them: ext2 locks the inodes it changes, in its own
+// order. New files get the caller's uid
 // and gid at creation (fuse.Caller), not by a chown afterwards. Setattr
 // changes the inode itself (ext2.FS.SetAttr and Truncate). Open files
 // are ext2 file handles on the inode; open directories hold a reference
@@ -135,7 +138,7 @@
 //
 // # Not supported
 //
-// fallocate (ext2 has none: EOPNOTSUPP, as Linux's ext2), O_TMPFILE,
+// fallocate (ext2 has none: EOPNOTSUPP, as Linux's ext2),
 // RENAME_EXCHANGE and RENAME_WHITEOUT (EINVAL, as Linux's ext2), and file
 // locks in the filesystem (the kernel keeps POSIX and flock locks
 // locally). Extended attributes are read and written (xattr.go), POSIX
