@@ -20,11 +20,12 @@
 //     *fs.PathError wrapping fs.ErrInvalid.
 //   - The os-style methods (Create, OpenFile, Mkdir, MkdirAll, Remove,
 //     RemoveAll, Rename, Symlink, Link, Readlink, Chmod, Chown, Lchown,
-//     Chtimes, Lchtimes, Truncate, Mknod, and CopyOut's and CopyIn's image
-//     side) take names as package os does: absolute ("/a/b")
-//     or relative to the filesystem root ("a/b"), both meaning the same,
-//     cleaned lexically with path.Clean first ("/a/../b" is "/b"). There
-//     is no current directory other than the root.
+//     Chtimes, Lchtimes, Truncate, Mknod, OpenTmpfile, File.LinkTo, and
+//     CopyOut's and CopyIn's image side) take names as package os does:
+//     absolute ("/a/b") or relative to the filesystem root ("a/b"), both
+//     meaning the same, cleaned lexically with path.Clean first
+//     ("/a/../b" is "/b"). There is no current directory other than the
+//     root.
 //   - Stat and Lstat serve both roles (they implement fs.StatFS and
 //     fs.ReadLinkFS, and are the os-style Stat and Lstat): they accept
 //     every io/fs name and every os-style name.
@@ -38,7 +39,7 @@
 // # Errors
 //
 // Errors of the io/fs and os-style methods are *fs.PathError values, or
-// *os.LinkError for Rename, Link and Symlink. They wrap what package
+// *os.LinkError for Rename, Link, Symlink and File.LinkTo. They wrap what package
 // ext2 reported, so both errors.Is(err, fs.ErrNotExist) and
 // errors.Is(err, syscall.ENOENT) hold, and likewise fs.ErrExist (EEXIST,
 // ENOTEMPTY), fs.ErrInvalid (EINVAL), fs.ErrPermission (EPERM, EACCES),
