@@ -643,12 +643,47 @@ func (fs *FS) syncLocked(final bool) error {
 // before still has to reach the disk, and the error state with it).
 func (fs *FS) writableAtMount() bool { return !fs.opts.ReadOnly }
 
+// deleteOpenOrphans deletes, for Close, the inodes that have no name left
+// but are still referenced: files unlinked while open and tmpfiles never
+// linked. Their last Iput would have deleted them; after Close it never
+// comes, and left alone they would stay allocated on disk with no name
+// and link count 0 (e2fsck: "Deleted inode has zero dtime", bitmap
+// differences). Linux never meets this, as umount waits for the last
+// open file; here Close ends every use of the filesystem, so the
+// references still held are dead ones.
+func (fs *FS) deleteOpenOrphans() []error {
+	var errs []error
+	for _, ino := range fs.cachedInodes() {
+		ino.mu.RLock()
+		orphan := ino.disk.LinksCount == 0
+		ino.mu.RUnlock()
+		if orphan {
+			fs.icache.Lock()
+			gone := ino.evicted
+			if !gone {
+				ino.evicted = true
+				delete(fs.icache.m, ino.ino)
+			}
+			fs.icache.Unlock()
+			if !gone {
+				if err := fs.evict(ino); err != nil {
+					errs = append(errs, fmt.Errorf("ext2: deleting inode %d, open but unlinked, at close: %w", ino.ino, err))
+				}
+			}
+		}
+		fs.Iput(ino)
+	}
+	return errs
+}
+
 // Close unmounts the filesystem, mirroring
 // fs/ext2/super.c:ext2_put_super(): it writes back all file data, inodes,
 // bitmaps, group descriptors and the superblock with correct free counts,
 // restores the state found at mount (VALID_FS for a filesystem that was
 // clean) plus ERROR_FS if errors were found, flushes and closes the
-// device. A second Close returns ErrClosed.
+// device. Files still open that have no name left (unlinked while open,
+// tmpfiles never linked) are deleted first, as their last close would
+// have. A second Close returns ErrClosed.
 func (fs *FS) Close() error {
 	fs.syncMu.Lock()
 	defer fs.syncMu.Unlock()
@@ -657,6 +692,9 @@ func (fs *FS) Close() error {
 	}
 	var errs []error
 	if fs.writableAtMount() {
+		if !fs.readOnly.Load() {
+			errs = append(errs, fs.deleteOpenOrphans()...)
+		}
 		if err := fs.syncLocked(true); err != nil {
 			errs = append(errs, err)
 		}
