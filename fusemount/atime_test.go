@@ -117,6 +117,7 @@ func TestAtimeThroughMount(t *testing.T) {
 				t.Fatalf("Mount: %v", err)
 			}
 			m := &mounted{image: image, fsys: fsys, srv: srv, dir: dir}
+			m.tracked = oracle.TrackFUSEMount(t, dir)
 			t.Cleanup(func() {
 				if !m.done {
 					srv.Unmount()

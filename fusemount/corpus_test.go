@@ -665,6 +665,7 @@ func mountAndRun(t *testing.T, im oracle.CorpusImage, path string, fsys *ext2fs.
 		return false
 	}
 	w.root = dir
+	tracked := oracle.TrackFUSEMount(t, dir)
 
 	done := make(chan string, 1)
 	cancel := new(atomic.Bool)
@@ -681,10 +682,13 @@ func mountAndRun(t *testing.T, im oracle.CorpusImage, path string, fsys *ext2fs.
 		cur, _ := w.cur.Load().(string)
 		fail("%s pass did not finish within %v; in progress: %q; goroutines of this module:\n%s",
 			pass, w.lim.deadline, cur, moduleStacksOf())
-		// Detach the mount without asking the daemon, so that the
-		// temporary directory can be removed; the hung goroutines stay
-		// until the test binary exits.
-		exec.Command("fusermount3", "-u", "-z", dir).Run()
+		// Abort the connection, so that the goroutines waiting in its
+		// requests end (left hung, one of them could keep the test
+		// binary from ever exiting), and detach the mount.
+		if err := tracked.Abort(); err != nil {
+			t.Logf("%v", err)
+			exec.Command("fusermount3", "-u", "-z", dir).Run()
+		}
 		return false
 	}
 	_, slow := w.snapshot()
@@ -707,6 +711,7 @@ func mountAndRun(t *testing.T, im oracle.CorpusImage, path string, fsys *ext2fs.
 	go func() { srv.Wait(); close(waited) }()
 	select {
 	case <-waited:
+		tracked.Untrack()
 	case <-time.After(w.lim.deadline):
 		fail("%s pass: the server did not stop within %v of the unmount; goroutines of this module:\n%s",
 			pass, w.lim.deadline, moduleStacksOf())

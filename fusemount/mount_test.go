@@ -32,6 +32,8 @@ type mounted struct {
 	srv   *Server
 	dir   string
 	done  bool
+	// tracked registers the mount with the FUSE reaper (main_test.go).
+	tracked *oracle.FUSEMount
 }
 
 // mountImage opens image and mounts it at a new directory. The mount is
@@ -62,14 +64,29 @@ func mountCache(t testing.TB, image string, opts Options, cache int64) *mounted 
 		t.Fatalf("Mount: %v", err)
 	}
 	m := &mounted{image: image, fsys: fsys, srv: srv, dir: dir}
+	m.tracked = oracle.TrackFUSEMount(t, dir)
 	t.Cleanup(func() {
-		if !m.done {
-			if err := srv.Unmount(); err != nil {
+		if m.done {
+			return
+		}
+		if err := srv.Unmount(); err != nil {
+			// Busy or hung: abort the connection, so that nothing
+			// waits on it any more.
+			if aerr := m.tracked.Abort(); aerr != nil {
 				exec.Command("fusermount3", "-u", "-z", dir).Run()
 			}
-			srv.Wait()
-			fsys.Close()
 		}
+		waited := make(chan struct{})
+		go func() { srv.Wait(); close(waited) }()
+		select {
+		case <-waited:
+		case <-time.After(30 * time.Second):
+			t.Errorf("the server of %s did not stop within 30 s of the unmount: aborting its connection", dir)
+			m.tracked.Abort()
+			<-waited
+		}
+		m.tracked.Untrack()
+		fsys.Close()
 	})
 	return m
 }
@@ -82,6 +99,7 @@ func (m *mounted) unmount(t *testing.T) {
 		t.Fatalf("Unmount: %v", err)
 	}
 	m.srv.Wait()
+	m.tracked.Untrack()
 	m.done = true
 	if err := m.fsys.Close(); err != nil {
 		t.Fatalf("closing the filesystem after unmount: %v", err)
