@@ -83,6 +83,9 @@ type globals struct {
 	cache    string // page-cache limit, e.g. "256M"
 	stats    string // "", "text" or "json"
 	readOnly bool
+	// sb is --sb: the block of a backup superblock to open images from
+	// (the sb= mount option, e2fsck -b), or 0 for the primary.
+	sb int64
 	// atime is the --atime mode name ("relatime", "noatime",
 	// "strictatime"); noDirAtime is --nodiratime.
 	atime      string
@@ -130,6 +133,7 @@ Try "mpage demo" first.`,
 	pf.StringVar(&g.stats, "stats", "", "print I/O counters at exit on stderr: text (the default when given without a value) or json (one object)")
 	pf.Lookup("stats").NoOptDefVal = "text"
 	pf.BoolVar(&g.readOnly, "readonly", false, "open images read-only; commands that change an image fail")
+	pf.Int64Var(&g.sb, "sb", 0, "open images from the backup superblock at this block (the sb= mount option, e2fsck -b): 8193 for 1 KiB blocks, 32768 for 4 KiB; a read-write open writes the primary back")
 	pf.StringVar(&g.atime, "atime", "relatime", "when reads update access times in images a command opens for writing: relatime, noatime or strictatime (cat, ls, stat and cp out open images read-only and never change them)")
 	pf.BoolVar(&g.noDirAtime, "nodiratime", false, "listing a directory never updates its access time")
 	pf.StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile of the command to this file (for go tool pprof)")
@@ -153,6 +157,9 @@ Try "mpage demo" first.`,
 		a.cache = n
 		if a.atime, err = ext2.ParseAtimeMode(g.atime); err != nil {
 			return usagef("--atime takes relatime, noatime or strictatime, not %q", g.atime)
+		}
+		if g.sb < 0 {
+			return usagef("--sb takes a block number, not %d", g.sb)
 		}
 		a.memPath = g.memProfile
 		return a.startProfile(g.cpuProfile, g.trace)

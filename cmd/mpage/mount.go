@@ -224,6 +224,9 @@ func (a *app) mountBackground(o mountFlags, image, dir string) error {
 	if a.g.noDirAtime {
 		argv = append(argv, "--nodiratime")
 	}
+	if a.g.sb != 0 {
+		argv = append(argv, "--sb", strconv.FormatInt(a.g.sb, 10))
+	}
 	argv = append(argv, "mount", "--foreground")
 	if o.ro {
 		argv = append(argv, "--ro")

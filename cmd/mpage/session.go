@@ -124,6 +124,7 @@ func (s *session) open(image string) (*ext2fs.FS, error) {
 	f, err := ext2fs.Open(image, ext2fs.Options{
 		ReadOnly: !s.write, CacheLimit: s.a.cache,
 		Atime: s.a.atime, NoDirAtime: s.a.g.noDirAtime,
+		SuperblockAt: s.a.g.sb,
 	})
 	if err != nil {
 		var pe *fs.PathError
