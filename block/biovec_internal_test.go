@@ -68,29 +68,6 @@ func TestBioPutAfterCallerAppend(t *testing.T) {
 	}
 }
 
-// TestScratchPutClears: a scratch list goes back to its pool empty and
-// cleared, even when what was built in it outgrew it.
-func TestScratchPutClears(t *testing.T) {
-	var s scratch[[]byte]
-	for _, n := range []int{3, 8} {
-		box := s.get(4)
-		used := *box
-		for i := 0; i < n; i++ {
-			used = append(used, make([]byte, 1))
-		}
-		arr := (*box)[:cap(*box)]
-		s.put(box, used)
-		if len(*box) != 0 {
-			t.Errorf("built %d: box holds %d after put, want 0", n, len(*box))
-		}
-		for i, b := range arr {
-			if b != nil {
-				t.Errorf("built %d: slot %d of the box still holds a buffer", n, i)
-			}
-		}
-	}
-}
-
 // TestPutBioComesBackClean: bios allocated after others were put carry
 // nothing of them: no completion, owner data, polled flag, size or pages.
 func TestPutBioComesBackClean(t *testing.T) {

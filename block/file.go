@@ -276,9 +276,9 @@ func (f *File) transfer(op Op, bufs [][]byte, off, n int64) error {
 	start, total := off, n
 	owned := false // bufs is our copy and may be edited
 	defer runtime.KeepAlive(bufs)
-	box := iovScratch.get(len(bufs))
+	box := iovScratch.Get(len(bufs))
 	var used []unix.Iovec // the longest list built in box, the first
-	defer func() { iovScratch.put(box, used) }()
+	defer func() { iovScratch.Put(box, used) }()
 	for n > 0 {
 		chunk := appendIovecs((*box)[:0], bufs)
 		if used == nil {

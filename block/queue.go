@@ -640,7 +640,7 @@ func (q *Queue) worker() {
 // run makes rq's one device call with the buffers of all its bios, then
 // completes the bios (the driver's request_fn and end_that_request_*).
 func (q *Queue) run(rq *request) {
-	box := bufScratch.get(rq.segs)
+	box := bufScratch.Get(rq.segs)
 	bufs := *box
 	for _, b := range rq.bios {
 		for _, v := range b.Vecs {
@@ -654,7 +654,7 @@ func (q *Queue) run(rq *request) {
 	} else {
 		err = q.dev.ReadVecAt(bufs, off)
 	}
-	bufScratch.put(box, bufs)
+	bufScratch.Put(box, bufs)
 	if err != nil {
 		err = fmt.Errorf("block: %s of %d bytes at sector %d (%d bios): %w", rq.op, rq.bytes, rq.sector, len(rq.bios), err)
 	}

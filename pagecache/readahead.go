@@ -3,6 +3,8 @@ package pagecache
 import (
 	"math/bits"
 	"sync"
+
+	"github.com/mpagefs/mpage/internal/scratch"
 )
 
 // ReadaheadState is the readahead state of one open file (struct
@@ -500,9 +502,9 @@ func (m *Mapping) doReadahead(index int64, nr int, mark int64) int {
 	if int64(nr) > end-index+1 {
 		nr = int(end - index + 1)
 	}
-	box := getPageBatch(nr)
+	box := pageBatches.Get(nr)
 	batch := *box
-	defer func() { putPageBatch(box, batch) }()
+	defer func() { pageBatches.Put(box, batch) }()
 	submitted := 0
 	for i := 0; i < nr; i++ {
 		idx := index + int64(i)
@@ -528,28 +530,9 @@ func (m *Mapping) doReadahead(index int64, nr int, mark int64) int {
 	return submitted
 }
 
-// pageBatches recycles doReadahead's page lists (*[]*Page): a window of
-// 1024 pages used to allocate 16 KiB of them as it grew.
-var pageBatches sync.Pool
-
-// getPageBatch returns a box holding an empty page list with room for n.
-func getPageBatch(n int) *[]*Page {
-	if box, ok := pageBatches.Get().(*[]*Page); ok && cap(*box) >= n {
-		return box
-	}
-	v := make([]*Page, 0, n)
-	return &v
-}
-
-// putPageBatch clears the pages the list last held (the pool must not keep
-// pages alive) and returns box to the pool. batch was built from (*box)[:0]
-// and may have outgrown it.
-func putPageBatch(box *[]*Page, batch []*Page) {
-	v := (*box)[:0]
-	clear(v[:min(len(batch), cap(v))])
-	*box = v
-	pageBatches.Put(box)
-}
+// pageBatches recycles doReadahead's page lists: a window of 1024 pages
+// used to allocate 16 KiB of them as it grew.
+var pageBatches scratch.Pool[*Page]
 
 // readPages hands pages to ops.ReadPages and releases the charge of those
 // it did not add (read_pages; the pages left over are put back). Errors
