@@ -109,24 +109,9 @@ func TestAtimeThroughMount(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			dir := t.TempDir()
-			tc.opts.FsName = image
-			srv, err := Mount(fsys, dir, tc.opts)
-			if err != nil {
-				fsys.Close()
-				t.Fatalf("Mount: %v", err)
-			}
-			m := &mounted{image: image, fsys: fsys, srv: srv, dir: dir}
-			m.tracked = oracle.TrackFUSEMount(t, dir)
-			t.Cleanup(func() {
-				if !m.done {
-					srv.Unmount()
-					srv.Wait()
-					fsys.Close()
-				}
-			})
+			m := mountFS(t, image, fsys, tc.opts)
 			if tc.mountOpt != "" {
-				if opts := procMountOpts(t, dir); !strings.Contains(","+opts+",", ","+tc.mountOpt+",") {
+				if opts := procMountOpts(t, m.dir); !strings.Contains(","+opts+",", ","+tc.mountOpt+",") {
 					t.Errorf("mount options %q, want %s among them", opts, tc.mountOpt)
 				}
 			}

@@ -56,6 +56,14 @@ func mountCache(t testing.TB, image string, opts Options, cache int64) *mounted 
 	if err != nil {
 		t.Fatalf("ext2fs.Open(%s): %v", image, err)
 	}
+	return mountFS(t, image, fsys, opts)
+}
+
+// mountFS mounts fsys, opened from image, at a new directory; the mount
+// is registered with the FUSE reaper and undone in t.Cleanup if the test
+// did not unmount it (closing fsys).
+func mountFS(t testing.TB, image string, fsys *ext2fs.FS, opts Options) *mounted {
+	t.Helper()
 	dir := t.TempDir()
 	opts.FsName = image
 	srv, err := Mount(fsys, dir, opts)
