@@ -26,6 +26,14 @@ type Config struct {
 	// (max_sane_readahead kept readahead to half of free memory; a quarter
 	// leaves room for the async window and a second stream).
 	MaxReadahead int
+	// HugePages backs the cache's memory with transparent huge pages
+	// (MADV_HUGEPAGE), so that the pages of a large request lie in
+	// physically contiguous memory: direct writes of 4 MiB requests then
+	// reach the disk in a few segments and ran about 1.7x as fast here.
+	// Each first touch of a huge page zeroes 2 MiB, which on VMs that give
+	// free memory back to the host costs more than it saves until the
+	// cache's memory has been used once; see the arena. Default off.
+	HugePages bool
 }
 
 // Defaults of Config.
@@ -133,7 +141,7 @@ func NewCache(cfg Config) *Cache {
 		dirtyThresh:   max(1, limitPages*int64(cfg.DirtyRatio)/100),
 		bgThresh:      max(1, limitPages*int64(cfg.DirtyBackgroundRatio)/100),
 		maxReadahead:  cfg.MaxReadahead,
-		arena:         newArena(limitPages),
+		arena:         newArena(limitPages, cfg.HugePages),
 		dirtyMappings: make(map[*Mapping]struct{}),
 	}
 	// get_dirty_limits(): background must stay below the hard limit.

@@ -50,7 +50,7 @@ func (a *arena) waitPrefault(t *testing.T) {
 // changing the bytes of frames in use.
 func TestArenaPrefaultsAheadOfAllocation(t *testing.T) {
 	const n = 4 * prefaultChunk
-	a := newArena(n)
+	a := newArena(n, false)
 	defer a.close()
 	if a.region == nil {
 		t.Skip("no mmap arena")
