@@ -127,7 +127,7 @@ func formatImage(image string, size int64, opts ext2.FormatOptions) error {
 // before the first inode of each is written).
 func (a *app) fillImage(image, dir string, u treeUsage) error {
 	fsys, err := ext2fs.Open(image, ext2fs.Options{CacheLimit: a.cache, Mount: ext2.Options{
-		FreshInodeTables: true,
+		FreshInodeTables: true, HugePages: a.g.hugePages,
 	}})
 	if err != nil {
 		return fmt.Errorf("%s: cannot open as ext2: %s", image, errText(err))

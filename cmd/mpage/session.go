@@ -125,6 +125,7 @@ func (s *session) open(image string) (*ext2fs.FS, error) {
 		ReadOnly: !s.write, CacheLimit: s.a.cache,
 		Atime: s.a.atime, NoDirAtime: s.a.g.noDirAtime,
 		SuperblockAt: s.a.g.sb,
+		Mount:        ext2.Options{HugePages: s.a.g.hugePages},
 	})
 	if err != nil {
 		var pe *fs.PathError
