@@ -146,3 +146,79 @@ func TestFileDirectFallbacks(t *testing.T) {
 		}
 	}
 }
+
+// With DirectReads, large aligned reads go through O_DIRECT and see every
+// write made before them: bytes another descriptor left dirty in the
+// kernel's cache (the kernel writes the range back before a direct read),
+// and our own buffered small writes. Small or unaligned reads stay
+// buffered, a read past the end fails as a buffered one does, and a
+// read-only File reads direct too.
+func TestFileDirectReads(t *testing.T) {
+	f, path := directImage(t, 8<<20)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, 2<<20)
+	for i := range want {
+		want[i] = byte(i*13 + i>>12)
+	}
+	other, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.WriteAt(want, 1<<20); err != nil { // dirty in the kernel's cache, not synced
+		t.Fatal(err)
+	}
+
+	for _, readOnly := range []bool{false, true} {
+		g, err := block.OpenFileOptions(path, block.FileOptions{ReadOnly: readOnly, DirectReads: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bufs := pageBufs(t, len(want)/4096, 0)
+		if err := g.ReadVecAt(bufs, 1<<20); err != nil {
+			t.Fatal(err)
+		}
+		if g.DirectReads() != 1 {
+			t.Fatalf("readOnly %v: %d direct reads after a 2 MiB aligned read; want 1", readOnly, g.DirectReads())
+		}
+		if !bytes.Equal(bytes.Join(bufs, nil), want) {
+			t.Fatalf("readOnly %v: a direct read missed bytes written through another descriptor", readOnly)
+		}
+		small := pageBufs(t, 1, 0)
+		if err := g.ReadVecAt(small, 1<<20); err != nil {
+			t.Fatal(err)
+		}
+		odd := make([]byte, 1<<20+1)[1:]
+		if err := g.ReadVecAt([][]byte{odd}, 1<<20); err != nil {
+			t.Fatal(err)
+		}
+		if g.DirectReads() != 1 {
+			t.Fatalf("readOnly %v: %d direct reads; a 4 KiB read and an unaligned buffer must be buffered", readOnly, g.DirectReads())
+		}
+		if !bytes.Equal(small[0], want[:4096]) || !bytes.Equal(odd, want[:1<<20]) {
+			t.Fatalf("readOnly %v: buffered reads beside direct ones differ from what was written", readOnly)
+		}
+		if !readOnly {
+			// Our own small buffered write, then a direct read over it.
+			patch := pageBufs(t, 1, 'p')
+			if err := g.WriteVecAt(patch, 2<<20); err != nil {
+				t.Fatal(err)
+			}
+			copy(want[1<<20:], patch[0])
+			if err := g.ReadVecAt(bufs, 1<<20); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(bytes.Join(bufs, nil), want) {
+				t.Fatalf("a direct read missed our own buffered write")
+			}
+		}
+		if err := g.ReadVecAt(pageBufs(t, 512, 0), 7<<20); err == nil {
+			t.Fatalf("readOnly %v: a 2 MiB read 1 MiB before the end succeeded", readOnly)
+		}
+		if err := g.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -27,7 +27,8 @@ type Options struct {
 	SuperblockAt int64
 	// BufferedIO makes every write of Open's image go through the
 	// kernel's page cache; by default large aligned writes use O_DIRECT
-	// (block.File explains when and why).
+	// (block.File explains when and why), and with Mount.HugePages
+	// large aligned reads too.
 	BufferedIO bool
 	// Atime is when reads update access times, as Linux's mount
 	// options: ext2.Relatime (the default, also for the zero value
@@ -104,7 +105,12 @@ var (
 // path (block.OpenFile), read-only if opts.ReadOnly is set. Close it to
 // write everything back and unmount cleanly.
 func Open(path string, opts Options) (*FS, error) {
-	dev, err := block.OpenFileOptions(path, block.FileOptions{ReadOnly: opts.ReadOnly, Buffered: opts.BufferedIO})
+	// A page cache on huge pages makes large direct reads pay (see
+	// block.File); BufferedIO keeps every call in the kernel's cache.
+	dev, err := block.OpenFileOptions(path, block.FileOptions{
+		ReadOnly: opts.ReadOnly, Buffered: opts.BufferedIO,
+		DirectReads: opts.Mount.HugePages && !opts.BufferedIO,
+	})
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}

@@ -152,10 +152,13 @@ import (
 //	                  cache's default)
 //	MPAGE_BENCH_HUGE  if set, the cache's memory is on transparent huge
 //	                  pages (pagecache.Config.HugePages)
-//	MPAGE_BENCH_WARM  if set, BenchmarkSequentialWrite first writes as
+//	MPAGE_BENCH_WARM  if set, each benchmark first writes or reads as
 //	                  much as the cache holds, untimed, so that the timed
-//	                  write finds the cache's memory faulted in, as in a
-//	                  long-lived process
+//	                  pass finds the cache's memory faulted in, as in a
+//	                  long-lived process (the read then drops the pages
+//	                  it cached and the kernel's cache of the image)
+//	MPAGE_BENCH_DIRECTREAD if set, large aligned reads of the image go
+//	                  through O_DIRECT (block.FileOptions.DirectReads)
 const benchChunk = 1 << 20
 
 func benchSize(b *testing.B, env string, def int64) int64 {
@@ -188,7 +191,10 @@ type benchEnv struct {
 	size     int64
 	cacheCfg pagecache.Config
 	buf      []byte
-	warm     bool // MPAGE_BENCH_WARM: the timed write finds the cache's memory faulted in
+	// MPAGE_BENCH_WARM: the timed pass finds the cache's memory faulted in
+	warm bool
+	// MPAGE_BENCH_DIRECTREAD: large reads of the image use O_DIRECT
+	directReads bool
 }
 
 func newBenchEnv(b *testing.B) *benchEnv {
@@ -206,11 +212,12 @@ func newBenchEnv(b *testing.B) *benchEnv {
 		ra = n
 	}
 	e := &benchEnv{
-		path:     filepath.Join(b.TempDir(), "image"),
-		size:     size,
-		cacheCfg: pagecache.Config{Limit: benchSize(b, "MPAGE_BENCH_CACHE", 256<<20), MaxReadahead: ra, HugePages: os.Getenv("MPAGE_BENCH_HUGE") != ""},
-		buf:      bytes.Repeat([]byte("mpage benchmark "), benchChunk/16),
-		warm:     os.Getenv("MPAGE_BENCH_WARM") != "",
+		path:        filepath.Join(b.TempDir(), "image"),
+		size:        size,
+		cacheCfg:    pagecache.Config{Limit: benchSize(b, "MPAGE_BENCH_CACHE", 256<<20), MaxReadahead: ra, HugePages: os.Getenv("MPAGE_BENCH_HUGE") != ""},
+		buf:         bytes.Repeat([]byte("mpage benchmark "), benchChunk/16),
+		warm:        os.Getenv("MPAGE_BENCH_WARM") != "",
+		directReads: os.Getenv("MPAGE_BENCH_DIRECTREAD") != "",
 	}
 	// Write the whole image once, so that every timed pass overwrites
 	// allocated blocks of the host filesystem.
@@ -288,7 +295,7 @@ func (e *benchEnv) rawRead(b *testing.B, f *os.File) {
 // with a fresh page cache; size is the file's initial size.
 func (e *benchEnv) mount(b *testing.B, size int64) (*FS, *block.File, *block.Queue) {
 	b.Helper()
-	dev, err := block.OpenFile(e.path, false)
+	dev, err := block.OpenFileOptions(e.path, block.FileOptions{DirectReads: e.directReads})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -483,11 +490,20 @@ func BenchmarkSequentialRead(b *testing.B) {
 		memPhase()
 		_, base = peakRSS()
 		fsys, dev, q := e.mount(b, e.size)
-		if err := dev.DropCache(); err != nil {
-			b.Fatal(err)
-		}
 		f, err := fsys.Open("f")
 		if err != nil {
+			b.Fatal(err)
+		}
+		if e.warm {
+			for off := int64(0); off < min(e.size, e.cacheCfg.Limit); off += benchChunk {
+				if _, err := f.ReadAt(buf, off); err != nil {
+					b.Fatal(err)
+				}
+			}
+			f.ino.m.InvalidateClean()
+		}
+		st0 := q.Stats()
+		if err := dev.DropCache(); err != nil {
 			b.Fatal(err)
 		}
 		alloc0 := totalAlloc()
@@ -502,8 +518,8 @@ func BenchmarkSequentialRead(b *testing.B) {
 		hwm, _ := peakRSS()
 		peak = max(peak, hwm)
 		st := q.Stats()
-		calls += st.ReadCalls
-		bytesR += st.BytesRead
+		calls += st.ReadCalls - st0.ReadCalls
+		bytesR += st.BytesRead - st0.BytesRead
 		f.Close()
 		unmount(b, fsys, q)
 	}
