@@ -227,9 +227,7 @@ func (a *app) mountBackground(o mountFlags, image, dir string) error {
 	if a.g.sb != 0 {
 		argv = append(argv, "--sb", strconv.FormatInt(a.g.sb, 10))
 	}
-	if a.g.hugePages {
-		argv = append(argv, "--huge-pages")
-	}
+	argv = append(argv, "--huge-pages="+strconv.FormatBool(a.g.hugePages))
 	argv = append(argv, "mount", "--foreground")
 	if o.ro {
 		argv = append(argv, "--ro")
