@@ -143,6 +143,31 @@ import (
 // the builds apart; the FUSE mount's cold sequential read, 3 alternated
 // rounds: 774-785 -> 870-1029 MB/s, daemon CPU 1.44-1.47 -> 1.01-1.29 s.
 
+// 2026-11-26 (session 6): huge pages and a warm cache. The page cache's
+// arena can sit on transparent huge pages (MPAGE_BENCH_HUGE, Config.HugePages),
+// and the write can be timed over a cache whose memory was faulted in by
+// an untimed pass (MPAGE_BENCH_WARM), as in a long-lived process. Four
+// alternated rounds of the four combinations, 1 GiB, raw buffered
+// 2.2-3.2 GB/s in the same runs (flat/raw median):
+//
+//	                 4 KiB pages              huge pages
+//	cold cache       1663-2237 MB/s (0.67)    1004-1888 MB/s (0.57)
+//	warm cache       2007-2333 MB/s (0.76)    2354-2673 MB/s (1.02)
+//
+// With huge pages each 4 MiB request is a few physically contiguous
+// segments, so the disk takes it in one piece (its limit is 254 segments)
+// and the device workers' time per GiB fell from 1.34 to 0.75 s. Cold,
+// the first touch of each huge page costs about 2.7 ms here, because
+// this VM's balloon hands free 2 MiB blocks back to the host
+// (VIRTIO_BALLOON_F_REPORTING) and every fresh huge page is 512 host
+// faults; the writer then waits on them (writerCPU 0.34-0.79 s/GiB
+// against 0.24-0.35). Reads, three alternated rounds (read direct:
+// MPAGE_BENCH_DIRECTREAD, block.FileOptions.DirectReads): 4 KiB pages
+// buffered 870-894 MB/s cold, 892-1385 warm; huge pages buffered (warm)
+// 1553-1766, huge pages direct 1699-1801 warm and 1455-1689 cold; raw
+// 627-1966 MB/s in the same runs. The mpage tool turns huge pages (and
+// with them direct reads) on by default; the library leaves them off.
+
 // Benchmark knobs, from the environment:
 //
 //	MPAGE_BENCH_SIZE  file size, bytes with an optional K, M or G suffix
