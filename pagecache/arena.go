@@ -31,15 +31,17 @@ import (
 // huge-page memory 3.3-3.9 GB/s against 1.9-2.2 from 4 KiB pages; the
 // device calls of internal/flat's sequential write took 0.75 s of worker
 // time per GiB against 1.34; a write through a cache whose memory was
-// already faulted in ran 2.36-2.98 GB/s against 1.93-2.63 (4 alternated
-// runs each). The price is the first touch: each fault zeroes 2 MiB, and
-// on a VM whose balloon reports free memory to the host
-// (VIRTIO_BALLOON_F_REPORTING, as here) every huge page comes from memory
-// the host took back, so it costs 512 host faults: the same write through
-// a fresh cache ran 1.19-1.53 GB/s against 1.66-2.14, because prefaulting
-// could not keep ahead of the writer. Hence off by default: worth it for
-// a long-lived cache on hardware where fresh memory is cheap. (In session
-// 2 we had tried huge pages without prefaulting, when the writer took
+// already faulted in ran 2354-2673 MB/s against 2007-2333, and cold reads
+// (direct, see block.FileOptions.DirectReads) 1455-1689 MB/s against
+// 870-894 buffered into 4 KiB pages (alternated runs; internal/flat's
+// bench comments have the tables). The price is the first touch: each
+// fault zeroes 2 MiB, and on a VM whose balloon reports free memory to the
+// host (VIRTIO_BALLOON_F_REPORTING, as here) every huge page comes from
+// memory the host took back, so it costs 512 host faults: a write through
+// a fresh cache ran 1004-1888 MB/s against 1663-2237, because prefaulting
+// could not keep ahead of the writer. Hence off in the library, whose
+// users may make short-lived caches; the mpage tool turns it on. (An
+// earlier try, before prefaulting, had the writer take every one of
 // those faults itself.)
 // Freed frames are not given back to the kernel (no MADV_DONTNEED per
 // free): the arena stays bounded by the limit anyway. Cache.Close unmaps
