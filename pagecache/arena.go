@@ -39,8 +39,8 @@ import (
 // host (VIRTIO_BALLOON_F_REPORTING, as here) every huge page comes from
 // memory the host took back, so it costs 512 host faults: a write through
 // a fresh cache ran 1004-1888 MB/s against 1663-2237, because prefaulting
-// could not keep ahead of the writer. Hence off in the library, whose
-// users may make short-lived caches; the mpage tool turns it on. (An
+// could not keep ahead of the writer. Hence off by default (mpage
+// --huge-pages turns it on, with direct reads). (An
 // earlier try, before prefaulting, had the writer take every one of
 // those faults itself.)
 // Freed frames are not given back to the kernel (no MADV_DONTNEED per

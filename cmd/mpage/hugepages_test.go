@@ -11,10 +11,10 @@ import (
 )
 
 // TestHugePagesFlag copies a file larger than the page cache into an image
-// and back out with --huge-pages (the default: the cache's memory on
-// transparent huge pages, its frames reused as pages are evicted, large
-// reads direct): the bytes come back as written and e2fsck finds the image
-// clean; with --huge-pages=false too. (Race-enabled builds, as in
+// and back out with --huge-pages (the cache's memory on transparent huge
+// pages, its frames reused as pages are evicted, large reads direct): the
+// bytes come back as written and e2fsck finds the image clean; with
+// --huge-pages=false (the default) too. (Race-enabled builds, as in
 // CI, keep page memory on the Go heap and ignore the flag; the arena's
 // huge pages themselves are tested in pagecache.)
 func TestHugePagesFlag(t *testing.T) {

@@ -86,14 +86,18 @@ type globals struct {
 	// sb is --sb: the block of a backup superblock to open images from
 	// (the sb= mount option, e2fsck -b), or 0 for the primary.
 	sb int64
-	// hugePages is --huge-pages (on unless =false): the page cache's
-	// memory on transparent huge pages (ext2.Options.HugePages), which
-	// also makes ext2fs read large runs of the image with O_DIRECT. On
-	// by default: on this machine the FUSE mount's cold sequential read
-	// went from 539-974 to 1179-1292 MB/s and its daemon CPU from 1.1-2.5
-	// to 0.64-0.70 s per GiB, mpage cat of 1 GiB from 0.83-1.13 to
-	// 0.65-0.76 s, and writes stayed as fast (3-4 alternated runs each,
-	// 2026-11-26).
+	// hugePages is --huge-pages: the page cache's memory on transparent
+	// huge pages (ext2.Options.HugePages), which also makes ext2fs read
+	// large runs of the image with O_DIRECT. Off by default. Measured on
+	// this machine, 2026-11-26, alternated runs: the FUSE mount's cold
+	// sequential read (fio, 1 GiB) 1180-1292 MB/s with it against
+	// 539-1143 without, its daemon CPU 0.64-0.77 s against 0.83-2.52; but
+	// 4 KiB random reads right after that read fell from 17.6-20k IOPS to
+	// 7.8-8k, because the directly read data was not in the kernel's
+	// cache, where a buffered read leaves it (the bench suite's FUSE run
+	// does exactly this). Huge pages with buffered reads were worse than
+	// either (614-636 MB/s, 2.0-2.3 s of daemon CPU), so the flag sets
+	// both or neither.
 	hugePages bool
 	// atime is the --atime mode name ("relatime", "noatime",
 	// "strictatime"); noDirAtime is --nodiratime.
@@ -143,7 +147,7 @@ Try "mpage demo" first.`,
 	pf.Lookup("stats").NoOptDefVal = "text"
 	pf.BoolVar(&g.readOnly, "readonly", false, "open images read-only; commands that change an image fail")
 	pf.Int64Var(&g.sb, "sb", 0, "open images from the backup superblock at this block (the sb= mount option, e2fsck -b): 8193 for 1 KiB blocks, 32768 for 4 KiB; a read-write open writes the primary back")
-	pf.BoolVar(&g.hugePages, "huge-pages", true, "keep the page cache's memory on transparent huge pages, and read large runs of an image with O_DIRECT into it (--huge-pages=false: 4 KiB pages, reads through the kernel's cache)")
+	pf.BoolVar(&g.hugePages, "huge-pages", false, "keep the page cache on transparent huge pages and read large runs of an image with O_DIRECT into it: faster sequential reads for less CPU, but the kernel no longer caches what was read that way")
 	pf.StringVar(&g.atime, "atime", "relatime", "when reads update access times in images a command opens for writing: relatime, noatime or strictatime (cat, ls, stat and cp out open images read-only and never change them)")
 	pf.BoolVar(&g.noDirAtime, "nodiratime", false, "listing a directory never updates its access time")
 	pf.StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile of the command to this file (for go tool pprof)")

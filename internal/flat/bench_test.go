@@ -165,8 +165,10 @@ import (
 // MPAGE_BENCH_DIRECTREAD, block.FileOptions.DirectReads): 4 KiB pages
 // buffered 870-894 MB/s cold, 892-1385 warm; huge pages buffered (warm)
 // 1553-1766, huge pages direct 1699-1801 warm and 1455-1689 cold; raw
-// 627-1966 MB/s in the same runs. The mpage tool turns huge pages (and
-// with them direct reads) on by default; the library leaves them off.
+// 627-1966 MB/s in the same runs. Both stay off by default: direct reads
+// leave the data out of the kernel's cache, and through the FUSE mount
+// 4 KiB random reads after a sequential read fell from 17.6-20k to 8k
+// IOPS (see cmd/mpage's --huge-pages).
 
 // Benchmark knobs, from the environment:
 //
