@@ -57,9 +57,10 @@ type Options struct {
 	Readahead int
 	// HugePages puts the page cache's memory on transparent huge pages
 	// (pagecache.Config.HugePages): large direct writes of file data then
-	// reach the device in a few segments. Worth it for a long-lived
-	// mount; the first use of each 2 MiB costs more. Ignored when
-	// PageCache is set.
+	// reach the device in a few segments, and ext2fs.Open also reads
+	// large runs of the image directly (block.FileOptions.DirectReads).
+	// The first use of each 2 MiB costs more, and directly read data is
+	// not left in the kernel's cache. Ignored when PageCache is set.
 	HugePages bool
 	// MetadataCacheLimit bounds the clean metadata buffers, in bytes (0:
 	// the buffer cache default).
