@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/mpagefs/mpage/ext2"
 	"github.com/mpagefs/mpage/ext2fs"
 	"github.com/mpagefs/mpage/internal/oracle"
 	"golang.org/x/sys/unix"
@@ -23,40 +24,20 @@ import (
 // at the bad block and no entry was listed at all.
 func TestReaddirSkipsBadBlock(t *testing.T) {
 	requireFuse(t)
-	src := filepath.Join(t.TempDir(), "src")
-	if err := os.MkdirAll(filepath.Join(src, "d"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	var names []string
 	for i := range 60 {
-		name := fmt.Sprintf("a-rather-long-name-to-fill-blocks-%03d", i)
-		if err := os.WriteFile(filepath.Join(src, "d", name), nil, 0o644); err != nil {
-			t.Fatal(err)
+		names = append(names, fmt.Sprintf("a-rather-long-name-to-fill-blocks-%03d", i))
+	}
+	const bs = 1024
+	image, ents, recAt := dirImage(t, names)
+	bad := int64(-1) // where d's second block is in the image
+	for i, e := range ents {
+		if e.Off == bs {
+			bad = recAt[i]
 		}
 	}
-	image := oracle.MkfsImage(t, oracle.MkfsOptions{SizeBytes: 4 << 20, BlockSize: 1024, FromDir: src})
-
-	// The names in each block of d, and where its second block is.
-	const bs = 1024
-	fsys, err := ext2fs.Open(image, ext2fs.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e2 := fsys.Ext2()
-	dir, err := e2.Lookup("d")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ents, _, err := e2.ReadDirFrom(dir, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bad, _, err := dir.MapBlock(1, false)
-	if err != nil || bad == 0 {
-		t.Fatalf("block 1 of d: %d, %v", bad, err)
-	}
-	e2.Iput(dir)
-	if err := fsys.Close(); err != nil {
-		t.Fatal(err)
+	if bad < 0 {
+		t.Fatalf("no entry starts d's second block: %v", ents)
 	}
 	var want []string
 	blocks := map[int64]int{}
@@ -73,7 +54,7 @@ func TestReaddirSkipsBadBlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.WriteAt(binary.LittleEndian.AppendUint16(nil, 0), bad*bs+4) // rec_len of the first record
+	_, err = f.WriteAt(binary.LittleEndian.AppendUint16(nil, 0), bad+4) // rec_len of the first record
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -111,4 +92,47 @@ func TestReaddirSkipsBadBlock(t *testing.T) {
 	}
 	unix.Close(fd)
 	m.unmount(t)
+}
+
+// dirImage makes a 4 MiB image with 1 KiB blocks whose directory d holds
+// a file for each name (its bytes are its name), and returns it with d's
+// entries and, for each entry, the offset of its record in the image.
+func dirImage(t *testing.T, names []string) (image string, ents []ext2.DirEntryAt, recAt []int64) {
+	t.Helper()
+	const bs = 1024
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.MkdirAll(filepath.Join(src, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if err := os.WriteFile(filepath.Join(src, "d", n), []byte(n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	image = oracle.MkfsImage(t, oracle.MkfsOptions{SizeBytes: 4 << 20, BlockSize: bs, FromDir: src})
+	fsys, err := ext2fs.Open(image, ext2fs.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2 := fsys.Ext2()
+	dir, err := e2.Lookup("d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, _, err = e2.ReadDirFrom(dir, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		blk, _, err := dir.MapBlock(e.Off/bs, false)
+		if err != nil || blk == 0 {
+			t.Fatalf("block %d of d: %d, %v", e.Off/bs, blk, err)
+		}
+		recAt = append(recAt, blk*bs+e.Off%bs)
+	}
+	e2.Iput(dir)
+	if err := fsys.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return image, ents, recAt
 }
